@@ -1,0 +1,1 @@
+"""The ``kernel-lifecycle`` command line: one module per command group, thin by design."""

@@ -1,0 +1,109 @@
+"""`kernel-lifecycle boundary ...`: the boundary regression harness from the command line.
+
+``score`` judges external samples (HumanEval's JSONL sample format) with a scorer by name
+and writes one verdict line per sample; the summary goes to stderr so stdout stays JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from kernel_lifecycle.cli.output import err_console
+
+boundary_app = typer.Typer(help="Boundary regression harness: scorers, sandbox, reports.", no_args_is_help=True)
+
+
+@boundary_app.command("score")
+def score(
+    samples_file: Path = typer.Argument(..., help="JSONL samples: task_id, prompt, completion, test, entry_point."),
+    scorer: str = typer.Option(..., "--scorer", help="python_tests, cobol_compile or sql_exec."),
+    out: Path = typer.Option(None, "--out", help="Write verdict lines here instead of stdout."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Programs run at the same time."),
+    timeout: float = typer.Option(None, "--timeout", min=0.1, help="Seconds per program (default: the scorer's)."),
+) -> None:
+    """Score samples in the sandbox: one {task_id, passed, result} line per sample."""
+    from kernel_lifecycle.boundary.scorers import get_scorer, read_samples
+
+    judge = get_scorer(scorer)  # unknown name: NotFoundError listing the known ones
+    samples = read_samples(samples_file)
+    started = time.monotonic()
+    verdicts = judge.score(samples, workers=workers, timeout=timeout)
+    seconds = time.monotonic() - started
+    lines = "".join(
+        json.dumps({"task_id": v.task_id, "passed": v.passed, "result": v.result}) + "\n" for v in verdicts
+    )
+    if out is None:
+        sys.stdout.write(lines)
+        sys.stdout.flush()
+    else:
+        out.write_text(lines, encoding="utf-8")
+    n = len(verdicts)
+    passed = sum(v.passed for v in verdicts)
+    no_code = sum(v.no_code for v in verdicts)
+    rate = passed / n if n else 0.0
+    err_console.print(
+        f"{scorer}: n={n} passed={passed} rate={rate:.3f} no_code={no_code} time={seconds:.2f}s"
+        + (f" -> {out}" if out is not None else ""),
+        highlight=False,
+    )
+
+
+@boundary_app.command("inventory")
+def inventory(
+    ref: str = typer.Argument(..., help="KERNEL (its champion), KERNEL@VERSION or KERNEL@alias"),
+    diff: str = typer.Option(None, "--diff", help="Another version to compare with: VERSION, alias or KERNEL@..."),
+    split: str = typer.Option("dev", "--split", help="dev or fresh"),
+    max_problems: int = typer.Option(50, "--max-problems", min=1, help="Probes per skill (the first N of the split)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Generation budget per probe."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Evaluate every known skill on a kernel version (all checks); --diff shows per-skill changes."""
+    from kernel_lifecycle.boundary.inventory import (
+        DIFF_COLUMNS,
+        INVENTORY_COLUMNS,
+        diff_rows,
+        inventory_harness,
+        inventory_of,
+        inventory_rows,
+        report_summary,
+    )
+    from kernel_lifecycle.cli.output import console, print_json, print_table
+    from kernel_lifecycle.errors import KernelLifecycleError
+
+    if split not in ("dev", "fresh"):
+        raise KernelLifecycleError(f"--split must be dev or fresh, got {split!r}")
+    harness = inventory_harness(split=split, max_problems=max_problems, max_new_tokens=max_new_tokens)
+    report = inventory_of(ref, harness)
+    other = None
+    if diff:
+        # the same harness for both: the diff is refused otherwise (scorer parity)
+        other = inventory_of(diff if "@" in diff else f"{report.kernel}@{diff}", harness)
+    if json_out:
+        data = {"report": report_summary(report)}
+        if other is not None:
+            data["diff"] = {
+                "against": report_summary(other),
+                "rows": [dict(zip(["skill", "metric", "before", "after", "change", "interval", "significant"], r)) for r in diff_rows(other, report)],
+            }
+        print_json(data)
+        return
+    where = f"{split}, first {max_problems} probes per skill, greedy, {max_new_tokens} tokens, harness {report.harness_hash}"
+    print_table(f"skill inventory of {report.kernel}@{report.version} ({where})", INVENTORY_COLUMNS, inventory_rows(report))
+    if other is not None:
+        print_table(
+            f"{report.kernel}: v{other.version} -> v{report.version} (* = paired 95% interval excludes 0)",
+            DIFF_COLUMNS,
+            diff_rows(other, report),
+        )
+    for check in report.checks:
+        mark = "[green]ok[/green]" if check.passed else "[red]FAILED[/red]"
+        console.print(f"  {mark} {check.name}: {check.detail}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(boundary_app, name="boundary")

@@ -1,0 +1,68 @@
+"""`kernel-lifecycle gate|approve|promote`: turning boundary reports into decisions."""
+
+from __future__ import annotations
+
+import typer
+
+from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
+from kernel_lifecycle.cli.output import console, print_json, print_table
+
+
+def gate(
+    kernel: str = typer.Argument(..., help="Kernel name"),
+    version: str = typer.Argument(..., help="Candidate version"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Compare a candidate's boundary report with the champion's under the active policy."""
+    from kernel_lifecycle.promotion import run_gate
+
+    result = run_gate(kernel, version)
+    if json_out:
+        print_json(result)
+    else:
+        print_table(
+            f"gate {kernel}@{version} vs champion {result['champion'] or '(none)'}: {result['status'].upper()}",
+            ["rule", "skill", "ok", "message"],
+            ((r["rule"], r.get("skill") or "", "yes" if r["passed"] else "NO", r["message"]) for r in result["reasons"]),
+        )
+    if result["status"] != "passed":
+        raise typer.Exit(code=1)
+
+
+def approve(
+    kernel: str = typer.Argument(..., help="Kernel name"),
+    version: str = typer.Argument(..., help="Version to approve"),
+    actor: str = ActorOption,
+    note: str = typer.Option(None, "--note", help="Why, for the audit trail."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Approve a gated version for promotion (only the policy's approvers may)."""
+    from kernel_lifecycle.promotion import approve as do_approve
+
+    who = actor or default_actor()
+    count = do_approve(kernel, version, approver=who, note=note)
+    result = {"kernel": kernel, "version": version, "approver": who, "approvals": count}
+    print_json(result) if json_out else console.print(f"{who} approved {kernel}@{version} ({count} approval(s))")
+
+
+def promote(
+    kernel: str = typer.Argument(..., help="Kernel name"),
+    version: str = typer.Argument(..., help="Version to make champion"),
+    actor: str = ActorOption,
+    reason: str = typer.Option(None, "--reason", help="Why, for the audit trail."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Make a version champion: needs a passed gate against the current champion and approvals."""
+    from kernel_lifecycle.promotion import promote as do_promote
+
+    result = do_promote(kernel, version, actor=actor or default_actor(), reason=reason)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"{kernel}: champion v{result['previous'] or '-'} -> v{result['champion']} (by {result['actor']})")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("gate")(gate)
+    root.command("approve")(approve)
+    root.command("promote")(promote)

@@ -1,0 +1,206 @@
+"""`kernel-lifecycle kernels`: list, show, lineage, register, rollback, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
+from kernel_lifecycle.cli.output import console, print_json, print_table
+
+app = typer.Typer(help="Kernels and their versions in the MLflow registry.", no_args_is_help=True)
+
+
+def _spaced(tag: str | None) -> str:
+    """'python,sql' as 'python, sql', so a narrow table wraps between skills, not inside one."""
+    return ", ".join(part for part in (tag or "").split(",") if part)
+
+
+def _stack(tag: str | None) -> str:
+    """The adapter stack as 'upskill sql > downskill cobol' (names and hashes: --json, show)."""
+    entries = [e.split(":") for e in (tag or "").split(" > ") if e and e != "(none)"]
+    return " > ".join(f"{e[1]} {e[2]}" if len(e) >= 3 else ":".join(e) for e in entries) or "(none)"
+
+
+@app.command("list")
+def list_(json_out: bool = JsonOption) -> None:
+    """Every kernel with its latest version and aliases."""
+    from kernel_lifecycle.registry.client import list_kernels
+
+    kernels = list_kernels()
+    if json_out:
+        print_json(kernels)
+        return
+    print_table(
+        "kernels",
+        ["kernel", "latest", "aliases", "description"],
+        (
+            (
+                k["name"],
+                k["latest_version"],
+                ", ".join(f"{a}=v{v}" for a, v in k["aliases"].items()),
+                k["description"],
+            )
+            for k in kernels
+        ),
+    )
+
+
+@app.command()
+def show(ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@alias"), json_out: bool = JsonOption) -> None:
+    """One kernel version with its lineage tags; a bare NAME lists its versions."""
+    from kernel_lifecycle.registry.client import list_versions, resolve
+
+    if "@" not in ref:
+        versions = list_versions(ref)
+        if json_out:
+            print_json([v.as_dict() for v in versions])
+            return
+        print_table(
+            f"versions of {ref}",
+            ["version", "aliases", "parent", "job", "retained", "retired", "gate"],
+            (
+                (
+                    v.version,
+                    ", ".join(v.aliases),
+                    v.parent_version,
+                    (v.tags.get("kernel.job_id") or "")[:12],
+                    _spaced(v.tags.get("kernel.skills.retained")),
+                    _spaced(v.tags.get("kernel.skills.retired")),
+                    v.tags.get("gate.status"),
+                )
+                for v in versions
+            ),
+        )
+        return
+    kv = resolve(ref)
+    if json_out:
+        print_json(kv.as_dict())
+        return
+    print_table(
+        f"{kv.name} version {kv.version}",
+        ["field", "value"],
+        [
+            ("aliases", ", ".join(kv.aliases)),
+            ("run", kv.run_id),
+            ("source", kv.source),
+            ("created", kv.created_at),
+            *sorted(kv.tags.items()),
+        ],
+    )
+    if kv.description:
+        console.print(kv.description)
+
+
+@app.command()
+def lineage(ref: str = typer.Argument(..., help="NAME@VERSION (default: champion)"), json_out: bool = JsonOption) -> None:
+    """Walk a version's parents down to the root: v3 -> v2 -> v1."""
+    from kernel_lifecycle.registry.client import lineage as walk, resolve
+
+    kv = resolve(ref)
+    chain = walk(kv.name, kv.version)
+    if json_out:
+        print_json([v.as_dict() for v in chain])
+        return
+    console.print(" -> ".join(f"v{v.version}" for v in chain))
+    print_table(
+        f"lineage of {kv.name}@{kv.version}",
+        ["version", "parent", "job", "policy sha256", "adapters", "retained", "retired"],
+        (
+            (
+                v.version,
+                v.parent_version or "(root)",
+                (v.tags.get("kernel.job_id") or "")[:8],
+                (v.tags.get("kernel.policy_sha256") or "")[:8],
+                _stack(v.tags.get("kernel.adapters")),
+                _spaced(v.tags.get("kernel.skills.retained")),
+                _spaced(v.tags.get("kernel.skills.retired")),
+            )
+            for v in chain
+        ),
+    )
+
+
+@app.command("register")
+def register_(
+    bundle: Path = typer.Argument(..., help="A bundle directory: manifest.json + adapters/<name>/"),
+    description: str = typer.Option(None, help="Version description shown in the MLflow UI."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Register a kernel version from a bundle (hashes verified first; nothing written on error)."""
+    from kernel_lifecycle.db.engine import ensure_current
+    from kernel_lifecycle.registry.client import register_version
+
+    ensure_current()  # refuse before writing to MLflow if the lifecycle DB is unusable
+    kv = register_version(bundle, description=description)
+    if json_out:
+        print_json(kv.as_dict())
+    else:
+        console.print(f"registered {kv.name} version {kv.version} (run {kv.run_id})")
+
+
+@app.command()
+def rollback(
+    name: str = typer.Argument(..., help="Kernel name"),
+    to_version: str = typer.Option(..., "--to", help="The earlier version to make champion."),
+    reason: str = typer.Option(..., "--reason", help="Why: goes into the audit table."),
+    actor: str = ActorOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Move `champion` back to an earlier version; audited with actor, from, to and reason."""
+    from kernel_lifecycle.db.engine import session_scope
+    from kernel_lifecycle.registry.client import rollback as do_rollback
+
+    who = actor or default_actor()
+    with session_scope() as session:
+        previous = do_rollback(session, name=name, to_version=to_version, actor=who, reason=reason)
+    result = {"kernel": name, "alias": "champion", "from": previous, "to": to_version, "actor": who}
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"{name}: champion v{previous} -> v{to_version} (by {who}: {reason})")
+
+
+@app.command()
+def audit(
+    name: str = typer.Argument(None, help="Kernel name (default: all)"),
+    limit: int = typer.Option(50, help="How many events, newest first."),
+    json_out: bool = JsonOption,
+) -> None:
+    """The audit trail: who did what to which version, when and why."""
+    from kernel_lifecycle.db import repo
+    from kernel_lifecycle.db.engine import session_scope
+
+    with session_scope() as session:
+        rows = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "outcome": e.outcome,
+                "kernel": e.kernel,
+                "version": e.version,
+                "alias": e.alias,
+                "from": e.from_version,
+                "to": e.to_version,
+                "reason": e.reason,
+            }
+            for e in repo.list_audit(session, kernel=name, limit=limit)
+        ]
+    if json_out:
+        print_json(rows)
+        return
+    print_table(
+        "audit",
+        ["at", "actor", "action", "outcome", "kernel", "alias", "from", "to", "reason"],
+        (
+            (r["at"], r["actor"], r["action"], r["outcome"], r["kernel"], r["alias"], r["from"], r["to"], r["reason"])
+            for r in rows
+        ),
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="kernels")

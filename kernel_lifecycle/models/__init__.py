@@ -1,0 +1,1 @@
+"""Models: loading bases and kernels, building the demo base."""

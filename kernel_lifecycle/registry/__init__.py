@@ -1,0 +1,1 @@
+"""Talking to MLflow: bundles, versions, aliases, lineage, rollback."""

@@ -1,0 +1,334 @@
+"""Kernel versions in the MLflow model registry: register, resolve, list, lineage, aliases.
+
+A kernel is an MLflow registered model; a kernel version is a model version whose source is
+the ``bundle/`` artifact folder of the run that produced it. Lineage lives in version tags
+(``kernel.parent_version``, ``kernel.job_id``, ...) so an auditor can follow it in the UI.
+
+Aliases are moved only through :func:`move_alias`: a compare-and-set on ``kl_aliases`` plus an
+audit row in the caller's DB transaction, mirrored to MLflow before that transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError, RefusedError
+from kernel_lifecycle.registry.bundle import Manifest, verify_bundle
+from kernel_lifecycle.registry.tracking import client, experiment_id
+from kernel_lifecycle.settings import get_settings
+
+BUNDLE_ARTIFACT = "bundle"
+ALIASES = ("champion", "candidate")
+TAG_PREFIX = "kernel."
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def parent_version(self) -> str | None:
+        return self.tags.get("kernel.parent_version") or None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "source": self.source,
+            "aliases": list(self.aliases),
+            "tags": dict(sorted(self.tags.items())),
+            "description": self.description,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+def _mlflow_errors():  # noqa: ANN202
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+def _to_kv(mv) -> KernelVersion:  # noqa: ANN001
+    return KernelVersion(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        source=mv.source,
+        tags=dict(mv.tags or {}),
+        aliases=tuple(getattr(mv, "aliases", []) or ()),
+        description=mv.description or "",
+        created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc)
+        if mv.creation_timestamp
+        else None,
+    )
+
+
+def lineage_tags(manifest: Manifest) -> dict[str, str]:
+    adapters = [f"{a.name}:{a.role}:{a.skill}:{a.sha256[:12]}" for a in manifest.adapters]
+    tags = {
+        "kernel.parent_version": manifest.parent_version or "",
+        "kernel.job_id": manifest.job_id or "",
+        "kernel.policy_sha256": manifest.policy_sha256 or "",
+        "kernel.skills.retained": ",".join(manifest.retained_skills),
+        "kernel.skills.retired": ",".join(manifest.retired_skills),
+        "kernel.adapters": " > ".join(adapters) or "(none)",
+        "kernel.base_uri": manifest.base.uri,
+        "kernel.base_sha256": manifest.base.sha256,
+        "kernel.data": json.dumps(manifest.data_digests, sort_keys=True),
+    }
+    return {k: v for k, v in tags.items() if v != ""}
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def kernel_exists(name: str) -> bool:
+    try:
+        client().get_registered_model(name)
+        return True
+    except _mlflow_errors():
+        return False
+
+
+def list_kernels() -> list[dict]:
+    out = []
+    for rm in client().search_registered_models(max_results=1000):
+        out.append(
+            {
+                "name": rm.name,
+                "latest_version": max((int(v.version) for v in rm.latest_versions or []), default=None),
+                "aliases": {a: str(v) for a, v in sorted((rm.aliases or {}).items())},
+                "description": rm.description or "",
+            }
+        )
+    return sorted(out, key=lambda r: r["name"])
+
+
+def list_versions(name: str) -> list[KernelVersion]:
+    if not kernel_exists(name):
+        raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them")
+    versions = client().search_model_versions(f"name='{name}'", max_results=10000)
+    return sorted((_to_kv(v) for v in versions), key=lambda kv: int(kv.version))
+
+
+def get_version(name: str, version: str) -> KernelVersion:
+    if not str(version).isdigit():
+        raise NotFoundError(f"version {version!r} of {name!r} is not a number; use NAME@3 or NAME@champion")
+    try:
+        return _to_kv(client().get_model_version(name, str(version)))
+    except _mlflow_errors():
+        if not kernel_exists(name):
+            raise NotFoundError(
+                f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them"
+            ) from None
+        raise NotFoundError(f"kernel {name!r} has no version {version}") from None
+
+
+def get_alias_version(name: str, alias: str) -> KernelVersion | None:
+    try:
+        return _to_kv(client().get_model_version_by_alias(name, alias))
+    except _mlflow_errors():
+        if not kernel_exists(name):
+            raise NotFoundError(
+                f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them"
+            ) from None
+        return None
+
+
+def resolve(ref: str) -> KernelVersion:
+    """``NAME`` (its champion), ``NAME@VERSION`` or ``NAME@alias``."""
+    name, _, selector = ref.partition("@")
+    selector = selector or "champion"
+    if not name:
+        raise NotFoundError(f"{ref!r} names no kernel; use NAME, NAME@VERSION or NAME@alias")
+    if selector.isdigit():
+        return get_version(name, selector)
+    found = get_alias_version(name, selector)
+    if found is None:
+        raise NotFoundError(f"kernel {name!r} has no version with alias {selector!r}")
+    return found
+
+
+def lineage(name: str, version: str) -> list[KernelVersion]:
+    """The version, its parent, its parent's parent, ... down to the root."""
+    chain = [get_version(name, version)]
+    seen = {chain[0].version}
+    while chain[-1].parent_version:
+        parent = chain[-1].parent_version
+        if parent in seen:
+            raise KernelLifecycleError(f"lineage of {name}@{version} loops at version {parent}")
+        seen.add(parent)
+        chain.append(get_version(name, parent))
+    return chain
+
+
+def fetch_bundle(kv: KernelVersion) -> Path:
+    """Download (once) and verify the bundle of a version; returns its local directory."""
+    target = get_settings().cache_dir / "bundles" / kv.name / kv.version
+    if not (target / "manifest.json").exists():
+        import mlflow.artifacts
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{kv.version}-"))
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=kv.source, dst_path=str(staging), tracking_uri=get_settings().tracking_uri
+            )
+            Path(local).rename(target) if not target.exists() else None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    verify_bundle(target)
+    return target
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+
+def register_version(
+    bundle_dir: Path,
+    *,
+    run_id: str | None = None,
+    description: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> KernelVersion:
+    """Verify a bundle, log it to an MLflow run, and create the model version with lineage tags.
+
+    Everything that can be refused is checked before anything is written: the bundle's hashes
+    and format, and that the parent version exists.
+    """
+    manifest = verify_bundle(Path(bundle_dir))
+    if manifest.parent_version:
+        get_version(manifest.kernel, manifest.parent_version)
+    mlflow_client = client()
+    own_run = run_id is None
+    if own_run:
+        run = mlflow_client.create_run(
+            experiment_id(), run_name=f"register-{manifest.kernel}", tags={"kernel": manifest.kernel}
+        )
+        run_id = run.info.run_id
+    try:
+        mlflow_client.log_artifacts(run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
+        if not kernel_exists(manifest.kernel):
+            try:
+                mlflow_client.create_registered_model(
+                    manifest.kernel,
+                    description=f"Cognitive kernel {manifest.kernel} (managed by kernel-lifecycle)",
+                )
+            except _mlflow_errors():
+                pass  # created concurrently
+        tags = {**lineage_tags(manifest), **(extra_tags or {})}
+        mv = mlflow_client.create_model_version(
+            name=manifest.kernel,
+            source=f"runs:/{run_id}/{BUNDLE_ARTIFACT}",
+            run_id=run_id,
+            tags=tags,
+            description=description,
+        )
+    except BaseException:
+        if own_run:
+            mlflow_client.set_terminated(run_id, status="FAILED")
+        raise
+    if own_run:
+        mlflow_client.set_terminated(run_id, status="FINISHED")
+    return _to_kv(mv)
+
+
+def set_version_tag(name: str, version: str, key: str, value: str) -> None:
+    client().set_model_version_tag(name, version, key, value)
+
+
+def set_version_description(name: str, version: str, description: str) -> None:
+    client().update_model_version(name, version, description=description)
+
+
+def move_alias(
+    session: Session,
+    *,
+    name: str,
+    alias: str,
+    version: str,
+    actor: str,
+    reason: str | None,
+    action: str = "alias_set",
+    expected: str | None | object = ...,
+    details: dict | None = None,
+) -> str | None:
+    """Point ``alias`` at ``version``: compare-and-set in the DB, audit row, MLflow mirror.
+
+    ``expected`` is the version the caller believes the alias holds now (``...``: whatever it
+    holds). Losing the race raises RefusedError. The caller commits the session; if MLflow
+    refuses the alias, the exception rolls the DB change back with it.
+    """
+    get_version(name, version)
+    current = repo.get_alias(session, kernel=name, alias=alias)
+    want = current if expected is ... else expected
+    if want != current or not repo.compare_and_set_alias(
+        session, kernel=name, alias=alias, expected=want, new=version
+    ):
+        raise RefusedError(
+            f"{alias} of {name} moved: it was expected at {want or 'nothing'} but is at "
+            f"{repo.get_alias(session, kernel=name, alias=alias) or 'nothing'}; re-run the gate "
+            "against the current champion"
+        )
+    repo.record_audit(
+        session,
+        actor=actor,
+        action=action,
+        kernel=name,
+        version=version,
+        alias=alias,
+        from_version=current,
+        to_version=version,
+        reason=reason,
+        details=details,
+    )
+    session.flush()
+    client().set_registered_model_alias(name, alias, version)
+    return current
+
+
+def rollback(
+    session: Session, *, name: str, to_version: str, actor: str, reason: str
+) -> str | None:
+    """Move ``champion`` back to an earlier version, audited as a rollback."""
+    target = get_version(name, to_version)
+    current = repo.get_alias(session, kernel=name, alias="champion")
+    if current is None:
+        raise RefusedError(f"{name} has no champion to roll back from")
+    if int(target.version) >= int(current):
+        raise RefusedError(
+            f"rollback goes to an earlier version: {name} champion is {current}, "
+            f"{target.version} is not earlier; use `promote` to move forward"
+        )
+    if not reason.strip():
+        raise RefusedError("a rollback needs a --reason for the audit trail")
+    return move_alias(
+        session,
+        name=name,
+        alias="champion",
+        version=target.version,
+        actor=actor,
+        reason=reason,
+        action="rollback",
+        expected=current,
+    )

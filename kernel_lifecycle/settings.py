@@ -1,0 +1,72 @@
+"""Settings from the environment (prefix ``KL_``), validated by pydantic-settings.
+
+Defaults are embedded SQLite files under ``KL_HOME``; a PostgreSQL URL works unchanged.
+``get_settings()`` is cached; tests call ``get_settings.cache_clear()`` after changing the
+environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KL_", extra="ignore")
+
+    home: Path = Field(default=Path("./.kernel-lifecycle"))
+    database_url: str | None = None
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "KL_MLFLOW_TRACKING_URI"),
+    )
+    # "bwrap" (default) isolates generated code with bubblewrap; "none" is the explicit,
+    # weaker choice for machines without it (rlimits and a process group only).
+    sandbox: str = "bwrap"
+    actor: str | None = None
+    # a folder of skill folders (skill.json + train/dev/fresh.jsonl); default: the demo skills
+    skills_dir: Path | None = None
+
+    @field_validator("sandbox")
+    @classmethod
+    def _known_sandbox(cls, value: str) -> str:
+        if value not in {"bwrap", "none"}:
+            raise ValueError("KL_SANDBOX must be 'bwrap' or 'none'")
+        return value
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'lifecycle.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "mlartifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_dir / "cache"
+
+    def ensure_home(self) -> Path:
+        path = self.home_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
