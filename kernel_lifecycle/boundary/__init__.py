@@ -1,0 +1,1 @@
+"""The boundary regression harness: skills, scorers, sandbox, generation, metrics, checks, reports."""

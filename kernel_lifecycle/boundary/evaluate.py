@@ -1,0 +1,222 @@
+"""The boundary evaluation: generate for each skill's probes, let its arbiter judge, compute
+metrics with intervals, and run the checks. One function per use:
+
+- ``measure_skill``: one skill, one split, a fixed subset: the per-checkpoint curve point;
+- ``evaluate_kernel``: the report a version is registered and gated with (all checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from kernel_lifecycle.boundary import checks
+from kernel_lifecycle.boundary.generation import Generation, generate
+from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
+from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
+from kernel_lifecycle.boundary.skills import Probe, Skill
+
+
+@lru_cache(maxsize=None)
+def scorer(name: str):  # noqa: ANN201
+    """One scorer instance per name and process (its positive control runs once)."""
+    from kernel_lifecycle.boundary.scorers import get_scorer
+
+    return get_scorer(name)
+
+
+def _samples(probes: list[Probe], generations: list[list[Generation]]):  # noqa: ANN202
+    from kernel_lifecycle.boundary.scorers import Sample
+
+    return [
+        Sample(task_id=p.task_id, prompt=p.prompt, completion=g.text, test=p.test, entry_point=p.entry_point)
+        for p, gens in zip(probes, generations)
+        for g in gens
+    ]
+
+
+def _metrics(
+    skill: Skill, split: str, probes: list[Probe], generations: list[list[Generation]], verdicts, k: int  # noqa: ANN001
+) -> SkillMetrics:
+    problems, flat = [], iter(verdicts)
+    for probe, gens in zip(probes, generations):
+        judged = [next(flat) for _ in gens]
+        problems.append(
+            ProblemResult(
+                task_id=probe.task_id,
+                n=len(gens),
+                c=sum(v.passed for v in judged),
+                truncated=sum(g.truncated for g in gens),
+                no_code=sum(v.no_code for v in judged),
+            )
+        )
+    value, low, high = rate_interval([(p.n, p.c) for p in problems], k=k)
+    all_gens = [g for gens in generations for g in gens]
+    total = max(len(all_gens), 1)
+    return SkillMetrics(
+        skill=skill.name,
+        scorer=skill.scorer,
+        metric=skill.spec.metric,
+        split=split,  # type: ignore[arg-type]
+        n_problems=len(problems),
+        n_samples=max((p.n for p in problems), default=0),
+        k=k,
+        value=value,
+        ci_low=low,
+        ci_high=high,
+        mean_entropy=mean_entropy([g.mean_entropy for g in all_gens], [g.n_tokens for g in all_gens]),
+        truncation_rate=sum(g.truncated for g in all_gens) / total,
+        no_code_rate=sum(p.no_code for p in problems) / total,
+        problems=problems,
+    )
+
+
+@dataclass
+class _Run:
+    metrics: SkillMetrics
+    probes: list[Probe]
+    generations: list[list[Generation]]
+    verdicts: list  # flat, in (problem, sample) order, as the scorer returned them
+
+
+def _run(
+    model, tokenizer, skill: Skill, split: str, *, max_problems: int | None, max_new_tokens: int,
+    n_samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, k: int = 1, seed: int = 0,
+    reuse: _Run | None = None,
+) -> _Run:  # noqa: ANN001
+    probes = skill.probes(split)[:max_problems] if max_problems else skill.probes(split)  # type: ignore[arg-type]
+    judge = scorer(skill.scorer)
+    if reuse is not None and temperature == 0.0:
+        # Greedy decoding is deterministic: a generation that ended before the old budget is
+        # exactly what a larger budget gives, and so is its verdict. Only the truncated ones are
+        # generated and judged again.
+        redo = [i for i, gens in enumerate(reuse.generations) if any(g.truncated for g in gens)]
+        fresh = generate(model, tokenizer, [probes[i].prompt for i in redo], max_new_tokens=max_new_tokens, seed=seed)
+        generations = list(reuse.generations)
+        for i, gens in zip(redo, fresh):
+            generations[i] = gens
+        redone = iter(judge.score(_samples([probes[i] for i in redo], fresh)) if redo else [])
+        old = iter(reuse.verdicts)
+        verdicts, redo_set = [], set(redo)
+        for i, gens in enumerate(reuse.generations):
+            olds = [next(old) for _ in gens]
+            verdicts += [next(redone) for _ in generations[i]] if i in redo_set else olds
+    else:
+        generations = generate(
+            model, tokenizer, [p.prompt for p in probes], max_new_tokens=max_new_tokens,
+            n_samples=n_samples, temperature=temperature, top_p=top_p, seed=seed,
+        )
+        verdicts = judge.score(_samples(probes, generations))
+    return _Run(_metrics(skill, split, probes, generations, verdicts, k), probes, generations, verdicts)
+
+
+def measure_skill(
+    model, tokenizer, *, skill: Skill, split: str = "dev", max_problems: int | None = None,
+    max_new_tokens: int = 160, seed: int = 0,
+) -> SkillMetrics:  # noqa: ANN001
+    """Greedy pass/compile rate of one skill on the first ``max_problems`` probes of a split."""
+    return _run(model, tokenizer, skill, split, max_problems=max_problems, max_new_tokens=max_new_tokens, seed=seed).metrics
+
+
+def reference_controls(skills: Mapping[str, Skill], split: str, n: int = 8) -> dict[str, tuple[int, int]]:
+    """How many of the first ``n`` reference solutions each skill's arbiter accepts (oracle path)."""
+    out = {}
+    for name, skill in skills.items():
+        m = oracle_metrics(skill, split, max_problems=n)
+        out[name] = (sum(p.c for p in m.problems), sum(p.n for p in m.problems))
+    return out
+
+
+def oracle_metrics(skill: Skill, split: str = "dev", *, max_problems: int | None = None) -> SkillMetrics:
+    """The canonical solutions scored through the same scorer and metric code as a model.
+
+    A harness that cannot give the reference solutions ~100% measures itself, not the model:
+    this is the positive control of the whole path (samples, scorer call, per-problem counts,
+    intervals), not just of the scorer.
+    """
+    probes = skill.probes(split)[:max_problems] if max_problems else skill.probes(split)  # type: ignore[arg-type]
+    generations = [[Generation(text=p.canonical_solution, n_tokens=0, truncated=False, mean_entropy=float("nan"))] for p in probes]
+    verdicts = scorer(skill.scorer).score(_samples(probes, generations))
+    return _metrics(skill, split, probes, generations, verdicts, 1)
+
+
+def evaluate_kernel(
+    model,
+    tokenizer,
+    *,
+    kernel: str,
+    version: str | None,
+    skills: Mapping[str, Skill],
+    harness: HarnessConfig,
+    thresholds: Mapping[str, tuple[str, float]] | None = None,
+    training_texts: list[str] | None = None,
+    progress=None,  # noqa: ANN001
+) -> BoundaryReport:  # noqa: ANN001
+    """The full report: every skill on the harness split, then the four checks."""
+    thresholds = dict(thresholds or {})
+    other_split = "fresh" if harness.split == "dev" else "dev"
+    harness = harness.model_copy(
+        update={
+            "scorers": {s.scorer: scorer(s.scorer).version() for s in skills.values()},
+            "probe_digests": {
+                f"{name}/{split}": skill.digest(split) for name, skill in skills.items() for split in (harness.split, other_split)
+            },
+        }
+    )
+    options = dict(
+        max_problems=harness.max_problems, n_samples=harness.n_samples, temperature=harness.temperature,
+        top_p=harness.top_p, k=harness.k, seed=harness.seed,
+    )
+    task = progress.add_task("boundary evaluation", total=3 * len(skills)) if progress is not None else None
+
+    def advance() -> None:
+        if task is not None:
+            progress.update(task, advance=1)
+
+    main, doubled, other = {}, {}, {}
+    for name, skill in skills.items():
+        run = _run(model, tokenizer, skill, harness.split, max_new_tokens=harness.max_new_tokens, **options)
+        main[name] = run.metrics
+        advance()
+        doubled[name] = _run(
+            model, tokenizer, skill, harness.split, max_new_tokens=2 * harness.max_new_tokens, reuse=run, **options
+        ).metrics
+        advance()
+        other[name] = _run(model, tokenizer, skill, other_split, max_new_tokens=harness.max_new_tokens, **options).metrics
+        advance()
+
+    truncation = checks.compare_check("truncation", main, doubled, thresholds, "2x_budget")
+    for name in main:
+        # how much each budget cut off: a 2x budget that still truncates most generations
+        # cannot rule the artifact out, and the reader should see that
+        truncation.numbers[f"{name}.truncation_rate"] = main[name].truncation_rate
+        truncation.numbers[f"{name}.truncation_rate_2x"] = doubled[name].truncation_rate
+    still = [f"{n} {100 * m.truncation_rate:.0f}%" for n, m in doubled.items() if m.truncation_rate > 0.5]
+    if still:
+        truncation.detail += "; still truncated at 2x budget (the check cannot rule truncation out): " + ", ".join(still)
+    report_checks = [
+        truncation,
+        checks.compare_check("fresh_dev_agreement", main, other, thresholds, other_split),
+        checks.scorer_parity_check(
+            {n: s.scorer for n, s in skills.items()}, main, reference_controls(skills, harness.split)
+        ),
+    ]
+    if training_texts is not None:
+        report_checks.append(
+            checks.contamination_check(
+                training_texts,
+                {
+                    n: [p.prompt + p.canonical_solution for split in ("dev", "fresh") for p in s.probes(split)]  # type: ignore[arg-type]
+                    for n, s in skills.items()
+                },
+            )
+        )
+    return BoundaryReport(
+        kernel=kernel,
+        version=version,
+        harness=harness,
+        harness_hash=harness.config_hash(),
+        skills=main,
+        checks=report_checks,
+    )

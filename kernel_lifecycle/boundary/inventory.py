@@ -1,0 +1,189 @@
+"""Skill inventory: every known skill measured on a kernel version; a diff between two versions.
+
+``inventory_report`` is the library function (a model and tokenizer in, a full boundary report
+out, checks included); ``inventory_of`` resolves a registry reference first. A diff compares
+two reports only under the same harness (scorer parity) and marks a change significant when
+the paired bootstrap interval of the per-problem difference excludes zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
+from kernel_lifecycle.boundary.skills import Skill, demo_skills, get_skill
+
+INVENTORY_COLUMNS = ["skill", "metric", "value", "95% interval", "entropy", "truncated"]
+DIFF_COLUMNS = ["skill", "metric", "before", "after", "change", "95% interval of change", "sig."]
+
+
+def _load(kv):  # noqa: ANN001, ANN202
+    from kernel_lifecycle.models.loading import load_kernel
+    from kernel_lifecycle.registry.client import fetch_bundle
+
+    return load_kernel(fetch_bundle(kv))
+
+
+def inventory_harness(*, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 256) -> HarnessConfig:
+    """The harness of an inventory: greedy, one sample, pass@1 (scorers and digests filled in later)."""
+    return HarnessConfig(max_new_tokens=max_new_tokens, split=split, max_problems=max_problems)  # type: ignore[arg-type]
+
+
+def inventory_report(
+    model, tokenizer, *, kernel: str, version: str | None, harness: HarnessConfig,  # noqa: ANN001
+    skills: Mapping[str, Skill] | None = None, progress=None,  # noqa: ANN001
+) -> BoundaryReport:
+    """Every known skill (``demo_skills()`` unless given) under ``harness``, all checks run."""
+    from kernel_lifecycle.boundary.evaluate import evaluate_kernel
+
+    skills = dict(skills if skills is not None else demo_skills())
+    if not skills:
+        from kernel_lifecycle.errors import NotFoundError
+
+        raise NotFoundError("no skills to measure: KL_SKILLS_DIR names no folder with skill.json files")
+    bare = harness.model_copy(update={"scorers": {}, "probe_digests": {}})
+    return evaluate_kernel(
+        model, tokenizer, kernel=kernel, version=version, skills=skills, harness=bare, progress=progress
+    )
+
+
+def inventory_of(ref: str, harness: HarnessConfig, *, skills: Mapping[str, Skill] | None = None, progress=None) -> BoundaryReport:  # noqa: ANN001
+    """resolve -> fetch_bundle -> load_kernel -> evaluate every skill."""
+    from kernel_lifecycle.registry.client import resolve
+
+    kv = resolve(ref)
+    loaded = _load(kv)
+    return inventory_report(
+        loaded.model, loaded.tokenizer, kernel=kv.name, version=kv.version, harness=harness, skills=skills, progress=progress
+    )
+
+
+def evaluate_version(kv, harness: HarnessConfig) -> BoundaryReport:  # noqa: ANN001
+    """Re-measure a registered version under ``harness`` (the skills its probe digests name).
+
+    Used by the gate when the champion was measured under another harness (scorer parity).
+    """
+    names = sorted({key.split("/")[0] for key in harness.probe_digests}) or sorted(demo_skills())
+    loaded = _load(kv)
+    return inventory_report(
+        loaded.model, loaded.tokenizer, kernel=kv.name, version=kv.version, harness=harness,
+        skills={n: get_skill(n) for n in names},
+    )
+
+
+def measure_version(kv, *, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 160) -> dict[str, SkillMetrics]:  # noqa: ANN001
+    """Every known skill on one version, greedy, first ``max_problems`` probes, no checks (cheap)."""
+    from kernel_lifecycle.boundary.evaluate import measure_skill
+
+    loaded = _load(kv)
+    return {
+        name: measure_skill(
+            loaded.model, loaded.tokenizer, skill=skill, split=split, max_problems=max_problems, max_new_tokens=max_new_tokens
+        )
+        for name, skill in demo_skills().items()
+    }
+
+
+def _interval(m: SkillMetrics) -> str:
+    return f"[{100 * m.ci_low:.1f}%, {100 * m.ci_high:.1f}%]"
+
+
+def _value(m: SkillMetrics) -> str:
+    from kernel_lifecycle.boundary.metrics import describe_rate
+
+    return describe_rate(m.value, m.ci_high, m.n_problems * m.n_samples)
+
+
+def inventory_rows(report: BoundaryReport) -> list[list[str]]:
+    """One row per skill: skill, metric, value (a zero as 'below X%'), interval, entropy, truncation."""
+    return [
+        [name, m.metric, _value(m), _interval(m), f"{m.mean_entropy:.2f}", f"{100 * m.truncation_rate:.0f}%"]
+        for name, m in sorted(report.skills.items())
+    ]
+
+
+def significant_change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> bool:
+    """A change the measurement can stand behind: see :func:`change`."""
+    return change(a, b, seed=seed)[3]
+
+
+def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, float, float, bool]:
+    """(b - a, low, high, significant).
+
+    Paired by task id when both measured the same problems (per-problem pass@k differences,
+    bootstrap over problems); otherwise the two intervals must not overlap.
+    """
+    from kernel_lifecycle.boundary.metrics import paired_difference, pass_at_k_one
+
+    left = {p.task_id: p for p in a.problems}
+    right = {p.task_id: p for p in b.problems}
+    if left and left.keys() == right.keys() and a.k == b.k:
+        ids = sorted(left)
+        diff, low, high = paired_difference(
+            [pass_at_k_one(left[t].n, left[t].c, a.k) for t in ids],
+            [pass_at_k_one(right[t].n, right[t].c, b.k) for t in ids],
+            seed=seed,
+        )
+        return diff, low, high, low > 0 or high < 0
+    return b.value - a.value, float("nan"), float("nan"), a.ci_high < b.ci_low or b.ci_high < a.ci_low
+
+
+def diff_rows(before: BoundaryReport, after: BoundaryReport) -> list[list[str]]:
+    """Per-skill change between two reports of the same harness (refused otherwise)."""
+    from kernel_lifecycle.boundary.checks import require_parity
+
+    require_parity(before, after)
+    rows = []
+    for name in sorted(set(before.skills) | set(after.skills)):
+        a, b = before.skills.get(name), after.skills.get(name)
+        if a is None or b is None:
+            rows.append([name, (a or b).metric, "-" if a is None else _value(a), "-" if b is None else _value(b), "-", "-", ""])  # type: ignore[union-attr]
+            continue
+        diff, low, high, significant = change(a, b)
+        interval = "-" if low != low else f"[{100 * low:+.1f}, {100 * high:+.1f}] pts"  # NaN: unpaired
+        rows.append([name, a.metric, _value(a), _value(b), f"{100 * diff:+.1f} pts", interval, "*" if significant else ""])
+    return rows
+
+
+def report_summary(report: BoundaryReport) -> dict:
+    """JSON for ``--json``: per-skill numbers (no per-problem lists) and the checks."""
+    return {
+        "kernel": report.kernel,
+        "version": report.version,
+        "harness_hash": report.harness_hash,
+        "harness": report.harness.model_dump(mode="json"),
+        "skills": {s: m.model_dump(mode="json", exclude={"problems"}) for s, m in report.skills.items()},
+        "checks": [c.model_dump(mode="json") for c in report.checks],
+    }
+
+
+def inventory_table(
+    kernel: str, versions: Sequence[str], *, max_problems: int = 40, max_new_tokens: int = 160, console=None  # noqa: ANN001
+) -> dict:
+    """Measure every version (cheap: no checks), print them side by side, plot the inventory."""
+    from kernel_lifecycle.boundary.metrics import describe_rate
+    from kernel_lifecycle.boundary.plot import plot_inventory
+    from kernel_lifecycle.cli.output import print_table
+    from kernel_lifecycle.registry.client import get_version
+    from kernel_lifecycle.settings import get_settings
+
+    inventory = {
+        v: measure_version(get_version(kernel, v), max_problems=max_problems, max_new_tokens=max_new_tokens) for v in versions
+    }
+    skills = sorted({s for metrics in inventory.values() for s in metrics})
+    rows = []
+    for skill in skills:
+        row = [skill]
+        for metrics in inventory.values():
+            m = metrics.get(skill)
+            row.append("-" if m is None else f"{describe_rate(m.value, m.ci_high, m.n_problems)} {_interval(m)}")
+        rows.append(row)
+    print_table(
+        f"skill inventory of {kernel} (dev, first {max_problems} probes per skill, greedy)",
+        ["skill", *[f"v{v}" for v in versions]],
+        rows,
+    )
+    path = plot_inventory(inventory, path=get_settings().home_dir / "plots" / f"{kernel}-inventory.png", title=f"{kernel}: skills per version")
+    if console is not None:
+        console.print(f"  inventory plot: {path}")
+    return {v: {s: m.model_dump(mode="json", exclude={"problems"}) for s, m in metrics.items()} for v, metrics in inventory.items()}

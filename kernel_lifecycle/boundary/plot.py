@@ -1,0 +1,117 @@
+"""Plots (matplotlib, Agg): the two curves of a job, and a skill inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from kernel_lifecycle.boundary.report import SkillMetrics
+
+History = Sequence[tuple[int, Mapping[str, SkillMetrics]]]
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    history: History,
+    *,
+    retired: Sequence[str],
+    retained: Sequence[str],
+    thresholds: Mapping[str, tuple[str, float]],
+    chosen_step: int | None = None,
+    path: Path,
+    title: str | None = None,
+) -> Path:
+    """Retained skills (solid) should stay high, retired skills (dashed) fall to the floor.
+
+    Bands are each point's interval; dotted lines are floors and ceilings; the vertical line
+    marks the boundary checkpoint the job chose.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    steps = [step for step, _ in history]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate([*retained, *retired]):
+        color = colors[i % len(colors)]
+        points = [(s, m[name]) for s, m in history if name in m]
+        if not points:
+            continue
+        xs = [s for s, _ in points]
+        ax.plot(
+            xs, [m.value for _, m in points], marker="o", color=color, linestyle="--" if name in retired else "-",
+            label=f"{name} ({'retired' if name in retired else 'retained'}, {points[0][1].metric})",
+        )
+        ax.fill_between(xs, [m.ci_low for _, m in points], [m.ci_high for _, m in points], color=color, alpha=0.15)
+        if name in thresholds:
+            role, value = thresholds[name]
+            ax.axhline(value, color=color, linestyle=":", linewidth=1)
+            # labelled at the left end, where the curves start and no legend sits
+            ax.annotate(
+                f"{name} {'ceiling' if role == 'retired' else 'floor'} {value:.2f}", (xs[0], value),
+                xytext=(2, 2), textcoords="offset points", fontsize=7, color=color,
+            )
+    if chosen_step is not None:
+        ax.axvline(chosen_step, color="black", linewidth=1)
+        ax.annotate(f"boundary (step {chosen_step})", (chosen_step, 1.02), xytext=(-4, 0), textcoords="offset points", fontsize=8, ha="right")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("rate (dev subset)")
+    ax.set_ylim(-0.02, 1.08)
+    if steps:
+        ax.set_xlim(min(steps) - 1, max(steps) + 1)
+    ax.set_title(title or "boundary: retained skills stay high, retired skills fall")
+    if ax.get_legend_handles_labels()[0]:
+        # outside the axes: inside it would hide the thresholds or the curves it explains
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_inventory(inventory: Mapping[str, Mapping[str, SkillMetrics]], *, path: Path, title: str) -> Path:
+    """Grouped bars: one group per skill, one bar per version, with interval whiskers.
+
+    ``inventory`` maps a version label (``"3"`` is drawn as ``v3``) to that version's skills.
+    """
+    plt = _pyplot()
+    versions = list(inventory)
+    skills = sorted({s for metrics in inventory.values() for s in metrics})
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    width = 0.8 / max(len(versions), 1)
+    for i, version in enumerate(versions):
+        xs, ys, lo, hi = [], [], [], []
+        for j, skill in enumerate(skills):
+            m = inventory[version].get(skill)
+            if m is None:
+                continue
+            xs.append(j + i * width)
+            ys.append(m.value)
+            lo.append(m.value - m.ci_low)
+            hi.append(m.ci_high - m.value)
+        label = f"v{version}" if str(version).isdigit() else str(version)
+        # a zero bar still shows its whisker: the exact upper bound, not a claim of zero
+        ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=3, label=label)
+        for x, y, up in zip(xs, ys, hi):
+            if y == 0.0:
+                ax.annotate(f"< {100 * up:.1f}%", (x, up), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks([j + width * (len(versions) - 1) / 2 for j in range(len(skills))], skills)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("pass / compile rate")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

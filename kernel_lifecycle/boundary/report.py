@@ -1,0 +1,108 @@
+"""The boundary report: per-skill metrics with intervals, entropy, truncation, and checks.
+
+It is the unit the gates compare. Two reports compare only when their ``harness_hash``
+matches (scorer parity): same probes, same generation budget, same samples, same scorers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HarnessConfig(BaseModel):
+    """Everything that changes a measurement. Hashed for scorer parity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(gt=0)
+    n_samples: int = Field(default=1, gt=0)  # samples per problem (n of pass@k)
+    k: int = Field(default=1, gt=0)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = 0
+    split: Literal["dev", "fresh"] = "dev"
+    max_problems: int | None = None  # None: every probe of the split
+    # scorer name -> version string (compiler version, dialect, harness revision)
+    scorers: dict[str, str] = Field(default_factory=dict)
+    # skill name -> sha256 of the probe file used
+    probe_digests: dict[str, str] = Field(default_factory=dict)
+
+    def config_hash(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+
+class ProblemResult(BaseModel):
+    """One problem's outcome: n samples, c of them passed. Kept for paired tests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    n: int
+    c: int
+    truncated: int = 0
+    no_code: int = 0
+
+
+class SkillMetrics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    skill: str
+    scorer: str
+    metric: Literal["pass_rate", "compile_rate"]
+    split: Literal["dev", "fresh"]
+    n_problems: int
+    n_samples: int
+    k: int
+    value: float  # pass@k or compile rate, in [0, 1]
+    ci_low: float
+    ci_high: float  # for 0/n this is the exact one-sided upper bound, never 0
+    mean_entropy: float  # mean per-token entropy of the generations (nats)
+    truncation_rate: float  # share of generations that hit max_new_tokens
+    no_code_rate: float = 0.0  # share of generations with no code at all
+    problems: list[ProblemResult] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+        # a zero is a bound, not a fact: 0/100 reads "below 3.0%", never "0.0%"
+        value = f" below {pct(self.ci_high)}" if self.value == 0.0 else f"={pct(self.value)}"
+        return (
+            f"{self.skill} {self.metric}{value} "
+            f"[{pct(self.ci_low)}, {pct(self.ci_high)}] n={self.n_problems}x{self.n_samples}"
+        )
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # truncation, fresh_dev_agreement, scorer_parity, contamination, ...
+    passed: bool
+    detail: str
+    numbers: dict[str, float] = Field(default_factory=dict)
+
+
+class BoundaryReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kernel: str
+    version: str | None = None
+    harness: HarnessConfig
+    harness_hash: str
+    skills: dict[str, SkillMetrics]
+    checks: list[CheckResult] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "BoundaryReport":
+        return cls.model_validate_json(text)

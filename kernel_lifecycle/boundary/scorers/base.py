@@ -1,0 +1,116 @@
+"""What every scorer takes and gives: samples in HumanEval's shape, one verdict per sample."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from kernel_lifecycle.boundary.sandbox import Limits, Outcome
+from kernel_lifecycle.errors import KernelLifecycleError
+
+# bump when a scorer's program construction or verdict rules change: it goes into version()
+# and from there into the harness config hash, so reports scored differently never compare
+HARNESS_REVISION = "1"
+
+
+class SampleFormatError(KernelLifecycleError):
+    """A sample cannot be scored as given (malformed line, missing field, bad test spec)."""
+
+
+class Sample(BaseModel):
+    """One program to judge. ``completion`` is what the model wrote; for compile scorers it
+    is the whole program."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task_id: str
+    prompt: str = ""
+    completion: str
+    test: str = ""
+    entry_point: str = ""
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    passed: bool
+    result: str
+    no_code: bool = False
+
+
+class Scorer(ABC):
+    """An arbiter. ``score`` keeps the samples' order and never raises for a bad program:
+    a program that crashes, loops or attacks the harness is a failed verdict."""
+
+    name: ClassVar[str]
+    default_timeout: ClassVar[float]
+
+    def __init__(self, *, mode: str | None = None, limits: Limits | None = None) -> None:
+        self.mode = mode  # None: from settings (KL_SANDBOX)
+        self.limits = limits or Limits()
+
+    @abstractmethod
+    def version(self) -> str:
+        """Everything that decides verdicts: tool versions, flags, harness revision, limits."""
+
+    @abstractmethod
+    def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
+        ...
+
+    def _limits_text(self) -> str:
+        from kernel_lifecycle.boundary.sandbox import resolve_mode
+
+        lim = self.limits
+        return (f"sandbox={resolve_mode(self.mode)} "
+                f"cpu={lim.cpu_seconds}s as={lim.memory_bytes} nproc={lim.processes} "
+                f"fsize={lim.file_bytes} nofile={lim.open_files}")
+
+
+def describe_no_verdict(outcome: Outcome) -> str:
+    """A failure line for a program that ended without the harness's signal."""
+    import signal
+
+    if outcome.term_signal is not None:
+        try:
+            name = signal.Signals(outcome.term_signal).name
+        except ValueError:
+            name = f"signal {outcome.term_signal}"
+        return f"failed: killed by {name}"
+    return f"failed: exited without a verdict (status {outcome.exit_code})"
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """Samples from a JSONL file in HumanEval's sample format (extra keys ignored).
+
+    Errors name the file and line: NotFoundError for a missing file, SampleFormatError for a
+    line that is not a JSON object or lacks ``task_id``/``completion``."""
+    import json
+
+    from kernel_lifecycle.errors import NotFoundError
+
+    if not path.is_file():
+        raise NotFoundError(f"samples file {path} not found")
+    samples = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SampleFormatError(f"{where}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise SampleFormatError(f"{where}: not a JSON object")
+            for key in ("task_id", "completion"):
+                if key not in row:
+                    raise SampleFormatError(f"{where}: missing {key!r}")
+            for key in ("task_id", "prompt", "completion", "test", "entry_point"):
+                if key in row and not isinstance(row[key], str):
+                    raise SampleFormatError(f"{where}: {key!r} must be a string")
+            samples.append(Sample.model_validate(row))
+    return samples

@@ -1,0 +1,109 @@
+"""Skills as data: a name, the scorer that arbitrates it, and probes in three splits.
+
+On disk a skill is a folder ``<name>/`` holding ``skill.json`` (name, scorer, description,
+metric) and ``train.jsonl``, ``dev.jsonl``, ``fresh.jsonl``: one probe per line in HumanEval's
+shape (``task_id``, ``prompt``, ``canonical_solution``, ``test``, ``entry_point``). ``fresh``
+probes are never used for training or tuning: only for the final check that a verdict holds
+on prompts nobody has looked at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel_lifecycle.errors import NotFoundError
+
+SPLITS = ("train", "dev", "fresh")
+Split = Literal["train", "dev", "fresh"]
+
+DEMO_SKILLS_DIR = Path(__file__).resolve().parent.parent / "demo" / "skills"
+
+
+class Probe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str
+    prompt: str
+    canonical_solution: str
+    test: str = ""
+    entry_point: str = ""
+
+
+class SkillSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    scorer: str
+    description: str = ""
+    # "pass_rate": pass@k of executed tests; "compile_rate": share of programs the compiler accepts
+    metric: Literal["pass_rate", "compile_rate"] = "pass_rate"
+
+
+class Skill:
+    """A skill loaded from its folder. Probes are read lazily and cached."""
+
+    def __init__(self, spec: SkillSpec, root: Path) -> None:
+        self.spec = spec
+        self.root = root
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def scorer(self) -> str:
+        return self.spec.scorer
+
+    def probes(self, split: Split) -> list[Probe]:
+        return self._splits[split]
+
+    @cached_property
+    def _splits(self) -> dict[str, list[Probe]]:
+        out: dict[str, list[Probe]] = {}
+        for split in SPLITS:
+            path = self.root / f"{split}.jsonl"
+            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+            out[split] = [Probe.model_validate_json(line) for line in lines if line.strip()]
+        return out
+
+    def digest(self, split: Split) -> str:
+        """sha256 of a split's file: the dataset digest logged as an MLflow input."""
+        path = self.root / f"{split}.jsonl"
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
+def load_skill(root: Path) -> Skill:
+    spec = SkillSpec.model_validate(json.loads((root / "skill.json").read_text(encoding="utf-8")))
+    return Skill(spec, root)
+
+
+def skills_root() -> Path:
+    """Where skills are read from: ``KL_SKILLS_DIR``, else the bundled demo skills."""
+    from kernel_lifecycle.settings import get_settings
+
+    return get_settings().skills_dir or DEMO_SKILLS_DIR
+
+
+def demo_skills(root: Path | None = None) -> dict[str, Skill]:
+    """Every skill folder under ``root`` by name (default: ``skills_root()``)."""
+    root = root or skills_root()
+    if not root.is_dir():
+        return {}
+    return {
+        skill.name: skill
+        for skill in (load_skill(p) for p in sorted(root.iterdir()) if (p / "skill.json").exists())
+    }
+
+
+def get_skill(name: str, root: Path | None = None) -> Skill:
+    skills = demo_skills(root)
+    if name not in skills:
+        known = ", ".join(sorted(skills)) or "none"
+        raise NotFoundError(f"unknown skill {name!r}; known skills: {known}")
+    return skills[name]

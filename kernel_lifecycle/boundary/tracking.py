@@ -1,0 +1,107 @@
+"""Boundary reports into MLflow: the JSON, a plot and per-skill metrics of a report; step metrics.
+
+Everything goes through the MLflow client to an explicit run id (jobs pass theirs); without one
+the active run (``mlflow.start_run``) is used, so a notebook can log a report too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
+from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.registry.tracking import client
+
+REPORT_PATH = "boundary"
+
+
+def _run_id(run_id: str | None) -> str:
+    if run_id is not None:
+        return run_id
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        raise KernelLifecycleError("no MLflow run to log the boundary report to: pass run_id or start a run")
+    return active.info.run_id
+
+
+def log_report(
+    report: BoundaryReport,
+    *,
+    run_id: str | None = None,
+    step: int | None = None,
+    prefix: str = "",
+    plot: bool = True,
+) -> str:
+    """Log ``boundary/report.json``, ``boundary/inventory.png`` and the report's numbers.
+
+    Metrics: ``<prefix>boundary.<skill>.value|ci_low|ci_high|entropy|truncation|no_code`` and
+    ``<prefix>check.<name>`` (1 passed, 0 failed), at ``step`` when given. Returns the run id.
+    """
+    from mlflow.entities import Metric
+
+    run_id = _run_id(run_id)
+    mlflow_client = client()
+    folder = f"{prefix.rstrip('.')}/{REPORT_PATH}" if prefix else REPORT_PATH
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.json"
+        path.write_text(report.to_json(), encoding="utf-8")
+        mlflow_client.log_artifact(run_id, str(path), folder)
+        if plot and report.skills:
+            from kernel_lifecycle.boundary.plot import plot_inventory
+
+            label = report.version or "candidate"
+            png = plot_inventory(
+                {label: report.skills}, path=Path(tmp) / "inventory.png",
+                title=f"{report.kernel}: skills ({report.harness.split}, harness {report.harness_hash})",
+            )
+            mlflow_client.log_artifact(run_id, str(png), folder)
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(f"{prefix}boundary.{name}.{key}", float(value), now, step or 0)
+        for name, metrics in report.skills.items()
+        for key, value in _numbers(metrics).items()
+    ]
+    batch += [Metric(f"{prefix}check.{c.name}", 1.0 if c.passed else 0.0, now, step or 0) for c in report.checks]
+    # MLflow's log_batch takes at most 1000 metrics per call
+    for i in range(0, len(batch), 1000):
+        mlflow_client.log_batch(run_id, metrics=batch[i : i + 1000])
+    mlflow_client.set_tag(run_id, f"{prefix}boundary.harness_hash", report.harness_hash)
+    return run_id
+
+
+def _numbers(metrics: SkillMetrics) -> dict[str, float]:
+    return {
+        "value": metrics.value,
+        "ci_low": metrics.ci_low,
+        "ci_high": metrics.ci_high,
+        "entropy": metrics.mean_entropy,
+        "truncation": metrics.truncation_rate,
+        "no_code": metrics.no_code_rate,
+    }
+
+
+def log_step_metrics(
+    run_id: str | None, metrics: Mapping[str, SkillMetrics], step: int, *, roles: Mapping[str, str] | None = None
+) -> None:
+    """One point of each curve at ``step``: ``curve.<role>.<skill>`` (+ ``.ci_high``, ``.entropy``).
+
+    ``roles`` names the skill being forgotten/learned (``forget``, ``learn``); the others are
+    ``retain``. MLflow's own charts then draw the forget curve falling beside the retain curves.
+    """
+    from mlflow.entities import Metric
+
+    roles = roles or {}
+    now = int(time.time() * 1000)
+    batch = []
+    for name, m in metrics.items():
+        role = roles.get(name, "retain")
+        for suffix, value in (
+            ("", m.value), (".ci_high", m.ci_high), (".entropy", m.mean_entropy), (".truncation", m.truncation_rate)
+        ):
+            batch.append(Metric(f"curve.{role}.{name}{suffix}", float(value), now, step))
+    client().log_batch(_run_id(run_id), metrics=batch)

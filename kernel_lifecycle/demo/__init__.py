@@ -1,0 +1,1 @@
+"""The demo: skills data, the stand-in base model, the quickstart."""

