@@ -1,0 +1,1 @@
+"""Jobs that change kernels: one readable module per kind (distill, upskill, downskill)."""

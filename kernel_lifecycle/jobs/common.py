@@ -1,0 +1,298 @@
+"""Pieces the distill, upskill and downskill jobs share: skills' data, a kernel's model,
+boundary measurements at checkpoints, and the bundle of the version a job produces."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
+from kernel_lifecycle.boundary.skills import Skill, get_skill
+from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.registry.bundle import AdapterEntry, Manifest, write_bundle
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the boundary means for one job: floors of retained skills, ceilings of retired ones."""
+
+    floors: dict[str, float] = field(default_factory=dict)  # retained skill -> min value
+    ceilings: dict[str, float] = field(default_factory=dict)  # retired skill -> max upper bound
+    tolerance: dict[str, float] = field(default_factory=dict)  # retained skill -> allowed drop
+
+    def as_roles(self) -> dict[str, tuple[str, float]]:
+        roles = {name: ("retained", value) for name, value in self.floors.items()}
+        roles.update({name: ("retired", value) for name, value in self.ceilings.items()})
+        return roles
+
+
+def skills_named(names: list[str]) -> dict[str, Skill]:
+    """Look every skill up before any work starts (unknown name: a clear error)."""
+    return {name: get_skill(name) for name in names}
+
+
+def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, Skill]:
+    """The job's skills plus any others the report must measure, in a stable order."""
+    extra = skills_named([n for n in names if n not in job_skills])
+    return dict(sorted({**job_skills, **extra}.items()))
+
+
+def training_texts(skills: dict[str, Skill]) -> list[str]:
+    """Everything a job trains on, for the contamination check against dev/fresh probes."""
+    return [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")]
+
+
+def require_train_data(skill: Skill) -> None:
+    if not skill.probes("train"):
+        raise JobError(f"skill {skill.name!r} has an empty train split; nothing to train on")
+
+
+def log_data_inputs(ctx, skills: dict[str, Skill], split: str = "train") -> dict[str, str]:  # noqa: ANN001
+    digests = {}
+    for name, skill in skills.items():
+        digest = skill.digest(split)  # type: ignore[arg-type]
+        digests[f"{name}/{split}"] = digest
+        ctx.log_dataset(f"{name}/{split}", digest, str(skill.root / f"{split}.jsonl"))
+    return digests
+
+
+def measure(
+    model, tokenizer, skills: dict[str, Skill], *, split: str, max_problems: int, max_new_tokens: int, seed: int = 0
+) -> dict[str, SkillMetrics]:  # noqa: ANN001
+    """The per-checkpoint measurement: each skill on a fixed subset of a split, greedy."""
+    from kernel_lifecycle.boundary.evaluate import measure_skill
+
+    return {
+        name: measure_skill(
+            model,
+            tokenizer,
+            skill=skill,
+            split=split,
+            max_problems=max_problems,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+        )
+        for name, skill in skills.items()
+    }
+
+
+def final_report(
+    model,
+    tokenizer,
+    *,
+    kernel: str,
+    skills: dict[str, Skill],
+    harness: HarnessConfig,
+    thresholds: Thresholds,
+    trained_on: dict[str, Skill],
+    progress=None,
+) -> BoundaryReport:  # noqa: ANN001
+    """The boundary report a version is registered with (all checks included)."""
+    from kernel_lifecycle.boundary.evaluate import evaluate_kernel
+
+    return evaluate_kernel(
+        model,
+        tokenizer,
+        kernel=kernel,
+        version=None,
+        skills=skills,
+        harness=harness,
+        thresholds=thresholds.as_roles(),
+        training_texts=training_texts(trained_on),
+        progress=progress,
+    )
+
+
+def new_version_bundle(
+    out: Path,
+    *,
+    parent: Manifest | None,
+    parent_bundle: Path | None,
+    kernel: str,
+    base,  # noqa: ANN001 - BaseModelRef
+    new_adapter: tuple[AdapterEntry, Path] | None,
+    retained: list[str],
+    retired: list[str],
+    parent_version: str | None,
+    job_id: str,
+    policy_sha256: str | None,
+    data_digests: dict[str, str],
+) -> Path:
+    """Parent's adapters (in order) + the job's new one, with the lineage fields filled in."""
+    entries: list[AdapterEntry] = []
+    folders: dict[str, Path] = {}
+    if parent is not None and parent_bundle is not None:
+        for entry in parent.adapters:
+            entries.append(entry)
+            folders[entry.name] = parent_bundle / "adapters" / entry.name
+    if new_adapter is not None:
+        entry, folder = new_adapter
+        if entry.name in folders:
+            raise JobError(f"adapter name {entry.name!r} already exists in the parent kernel")
+        entries.append(entry)
+        folders[entry.name] = folder
+    manifest = Manifest(
+        kernel=kernel,
+        base=base,
+        adapters=entries,
+        retained_skills=retained,
+        retired_skills=retired,
+        parent_version=parent_version,
+        job_id=job_id,
+        policy_sha256=policy_sha256,
+        data_digests=data_digests,
+    )
+    return write_bundle(out, manifest, folders)
+
+
+def spec_params(spec) -> dict[str, Any]:  # noqa: ANN001
+    """A job spec as the job row's params (the thresholds and harness are logged apart)."""
+    return {k: v for k, v in vars(spec).items() if k not in ("thresholds", "harness")}
+
+
+def encode_skills(skills: dict[str, Skill], tokenizer) -> list:  # noqa: ANN001
+    """Every skill's train probes as training examples (solution-only labels)."""
+    from kernel_lifecycle.training.data import encode_probes
+
+    return [e for s in skills.values() for e in encode_probes(s.probes("train"), tokenizer, what=f"{s.name} train")]
+
+
+@dataclass
+class Curves:
+    """The per-checkpoint measurements of a job: logged as MLflow step metrics (the curves in
+    MLflow's charts), kept for choosing a checkpoint and for the plot. Called as the training
+    loop's ``on_checkpoint``; with ``keep_adapter`` it also keeps each checkpoint's LoRA weights."""
+
+    run_id: str
+    tokenizer: Any
+    skills: dict[str, Skill]
+    roles: dict[str, str]  # skill -> curve role (forget, retain, learn)
+    max_problems: int
+    max_new_tokens: int
+    seed: int = 0
+    keep_adapter: bool = False
+    history: list[tuple[int, dict[str, SkillMetrics]]] = field(default_factory=list)
+    adapters: dict[int, dict] = field(default_factory=dict)
+
+    def __call__(self, step: int, model) -> None:  # noqa: ANN001
+        import copy
+
+        import torch
+
+        from kernel_lifecycle.boundary.tracking import log_step_metrics
+
+        model.eval()
+        with torch.inference_mode():
+            metrics = measure(
+                model, self.tokenizer, self.skills, split="dev", max_problems=self.max_problems,
+                max_new_tokens=self.max_new_tokens, seed=self.seed,
+            )
+        log_step_metrics(self.run_id, metrics, step, roles=self.roles)
+        self.history.append((step, metrics))
+        if self.keep_adapter:
+            from peft import get_peft_model_state_dict
+
+            from kernel_lifecycle.training.lora import active_adapter
+
+            self.adapters[step] = copy.deepcopy(get_peft_model_state_dict(model, adapter_name=active_adapter(model)))
+
+    def plot(self, ctx, *, retired: list[str], retained: list[str], thresholds: Thresholds, chosen_step: int | None, title: str | None = None) -> None:  # noqa: ANN001
+        from kernel_lifecycle.boundary.plot import plot_curves
+
+        png = plot_curves(
+            self.history, retired=retired, retained=retained, thresholds=thresholds.as_roles(),
+            chosen_step=chosen_step, path=ctx.workdir / "curves.png", title=title,
+        )
+        ctx.log_artifact(png, "boundary")
+
+
+@dataclass
+class ChildJob:
+    """A job that stacks one new LoRA adapter on a registered parent version (upskill, downskill)."""
+
+    ctx: Any  # runner.JobContext
+    bar: Any  # the rich progress bar, or None
+    parent_kv: Any  # registry.KernelVersion
+    parent_bundle: Path
+    parent: Manifest
+    tokenizer: Any
+    model: Any  # a PeftModel whose active adapter is the job's new one
+    digests: dict[str, str]
+
+    def register(
+        self, report: BoundaryReport, *, skill: str, retained: list[str], retired: list[str],
+        policy_sha256: str | None, description: str,
+    ):  # noqa: ANN201 - registry.KernelVersion
+        """Save the job's adapter, log its report, write parent's adapters + it, and register."""
+        from kernel_lifecycle.training.lora import save_adapter
+
+        ctx = self.ctx
+        adapter_dir = ctx.workdir / "adapter"
+        saved = save_adapter(self.model, adapter_dir)
+        ctx.log_report(report)
+        entry = AdapterEntry(name=f"{ctx.kind}-{skill}-{ctx.job_id[:8]}", role=ctx.kind, skill=skill, sha256=saved.sha256)
+        bundle = new_version_bundle(
+            ctx.workdir / "bundle",
+            parent=self.parent,
+            parent_bundle=self.parent_bundle,
+            kernel=self.parent.kernel,
+            base=self.parent.base,
+            new_adapter=(entry, adapter_dir),
+            retained=retained,
+            retired=retired,
+            parent_version=self.parent_kv.version,
+            job_id=ctx.job_id,
+            policy_sha256=policy_sha256,
+            data_digests=self.digests,
+        )
+        summary = "; ".join(m.summary() for m in report.skills.values())
+        return ctx.register(bundle, description=f"{description}. {summary}")
+
+
+@contextlib.contextmanager
+def child_job(
+    kind: str, spec, skills: dict[str, Skill], *, actor: str, trigger_id: str | None, progress: bool,  # noqa: ANN001
+) -> Iterator[ChildJob]:
+    """Resolve the parent, open the job (DB row + MLflow run), log params and data, load the
+    kernel and attach a fresh LoRA adapter named after the job's kind."""
+    from kernel_lifecycle.jobs.runner import job_run
+    from kernel_lifecycle.models.loading import load_kernel
+    from kernel_lifecycle.registry import client as registry
+    from kernel_lifecycle.training.lora import attach_lora
+
+    parent_kv = registry.resolve(spec.from_ref or spec.kernel)
+    parent_bundle = registry.fetch_bundle(parent_kv)
+    params = spec_params(spec)
+    with job_run(kind, spec.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, progress_bar(progress) as bar:
+        ctx.log_params({**params, "parent_version": parent_kv.version, "harness": spec.harness.model_dump()})
+        digests = log_data_inputs(ctx, skills)
+        loaded = load_kernel(parent_bundle)
+        model = attach_lora(loaded.model, adapter_name=kind, r=spec.rank, alpha=2 * spec.rank, seed=spec.seed)
+        yield ChildJob(
+            ctx=ctx, bar=bar, parent_kv=parent_kv, parent_bundle=parent_bundle, parent=loaded.manifest,
+            tokenizer=loaded.tokenizer, model=model, digests=digests,
+        )
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Any]:
+    """A rich progress display for long work (steps, evaluation), or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kernel_lifecycle.cli.output import err_console
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        yield progress

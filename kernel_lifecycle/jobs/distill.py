@@ -1,0 +1,202 @@
+"""distill: create a kernel from a larger teacher on its task's data (KL to the teacher + CE).
+
+Top to bottom:
+1. load the teacher (a local directory or hub id; the demo base by default);
+2. build the student from the teacher by keeping an evenly spaced subset of its layers
+   (DistilBERT-style initialisation: the student starts with the teacher's knowledge in a
+   smaller network instead of from noise, which is what makes a few hundred CPU steps enough);
+3. train every student weight on the task's train probes with
+   ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE``, on solution tokens only;
+4. save the student (safetensors) as the kernel's base, log it to the job's run, measure it with
+   the full harness, and register it as the kernel's first version (no adapters yet).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernel_lifecycle.boundary.report import HarnessConfig
+from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.jobs import common
+from kernel_lifecycle.jobs.runner import job_run
+from kernel_lifecycle.registry import client as registry
+
+BASE_ARTIFACT = "base"
+
+
+@dataclass
+class DistillSpec:
+    kernel: str
+    skills: list[str]  # the task's skills: the kernel's data
+    teacher: str | None = None  # local dir or hub id; None: the demo base (built if needed)
+    student_layers: int | None = None  # None: half the teacher's layers
+    steps: int = 150
+    lr: float = 1e-3
+    batch_size: int = 16
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of the KL term
+    eval_every: int = 50
+    eval_problems: int = 32
+    seed: int = 0
+    thresholds: common.Thresholds = field(default_factory=common.Thresholds)
+    harness: HarnessConfig = field(default_factory=lambda: HarnessConfig(max_new_tokens=160))
+    policy_sha256: str | None = None
+    # skills the final report measures (default: the job's own); the policy's full list keeps
+    # every version's harness hash comparable, so gates need not re-evaluate the champion
+    report_skills: list[str] = field(default_factory=list)
+
+
+def validate(spec: DistillSpec) -> None:
+    if not spec.skills:
+        raise JobError("distill needs at least one skill to take its data from")
+    for skill in common.skills_named(spec.skills).values():
+        common.require_train_data(skill)
+    if not 0.0 <= spec.alpha <= 1.0:
+        raise JobError(f"alpha must be in [0, 1], got {spec.alpha}")
+    if spec.temperature <= 0:
+        raise JobError(f"temperature must be positive, got {spec.temperature}")
+    if spec.teacher is not None:
+        from kernel_lifecycle.models.loading import check_weights, resolve_base_dir
+
+        check_weights(resolve_base_dir(spec.teacher))  # a missing or pickled teacher fails here
+    if registry.kernel_exists(spec.kernel) and registry.list_versions(spec.kernel):
+        raise JobError(
+            f"kernel {spec.kernel!r} already has versions; distill creates a kernel's first version "
+            "(use upskill/downskill to change it, or pick a new name)"
+        )
+
+
+_LAYER = re.compile(r"^(?P<prefix>.*?\.(?:layers|h))\.(?P<index>\d+)\.(?P<rest>.*)$")
+
+
+def student_from_teacher(teacher, n_layers: int):  # noqa: ANN001, ANN201
+    """A smaller copy of ``teacher`` holding ``n_layers`` evenly spaced layers (first and last kept)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = teacher.config.to_dict()
+    total = teacher.config.num_hidden_layers
+    if not 1 <= n_layers <= total:
+        raise JobError(f"student_layers must be between 1 and the teacher's {total}, got {n_layers}")
+    keep = sorted({round(i * (total - 1) / max(n_layers - 1, 1)) for i in range(n_layers)})
+    config["num_hidden_layers"] = len(keep)
+    for key in ("layer_types",):  # per-layer lists must shrink with the layers
+        if isinstance(config.get(key), list):
+            config[key] = [config[key][i] for i in keep]
+    student_config = type(teacher.config).from_dict(config)
+    student = AutoModelForCausalLM.from_config(student_config)
+    mapping = {old: new for new, old in enumerate(keep)}
+    state = {}
+    for name, tensor in teacher.state_dict().items():
+        match = _LAYER.match(name)
+        if match is None:
+            state[name] = tensor
+        elif int(match["index"]) in mapping:
+            state[f"{match['prefix']}.{mapping[int(match['index'])]}.{match['rest']}"] = tensor
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if not m.endswith("lm_head.weight")]:
+        raise JobError(f"cannot map the teacher's layers onto a student: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    student.tie_weights()
+    return student.to(dtype=torch.float32)
+
+
+def kd_loss(teacher, temperature: float, alpha: float):  # noqa: ANN001, ANN201
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE, over solution tokens."""
+    import torch
+    import torch.nn.functional as F
+
+    from kernel_lifecycle.training.data import IGNORE_INDEX
+
+    def loss_fn(student, batch):  # noqa: ANN001, ANN202
+        logits = student(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+        targets = F.pad(batch.labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # position t predicts t+1
+        mask = targets != IGNORE_INDEX
+        ce = F.cross_entropy(logits[mask], targets[mask])
+        kl = F.kl_div(
+            F.log_softmax(logits[mask] / temperature, dim=-1),
+            F.log_softmax(teacher_logits[mask] / temperature, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        ) * temperature**2
+        return alpha * kl + (1 - alpha) * ce, {"kl": kl.detach(), "ce": ce.detach()}
+
+    return loss_fn
+
+
+def run(spec: DistillSpec, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
+    from kernel_lifecycle.models.loading import base_sha256, load_base
+    from kernel_lifecycle.registry.bundle import BaseModelRef
+    from kernel_lifecycle.training.data import batches, pad_id_of
+    from kernel_lifecycle.training.loop import train
+
+    validate(spec)
+    teacher_uri = spec.teacher or _demo_teacher()
+    skills = common.skills_named(spec.skills)
+    params = common.spec_params(spec)
+
+    with job_run("distill", spec.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, common.progress_bar(progress) as bar:
+        teacher, tokenizer = load_base(teacher_uri)
+        teacher.eval()
+        n_layers = spec.student_layers or max(1, teacher.config.num_hidden_layers // 2)
+        ctx.log_params({**params, "teacher": teacher_uri, "student_layers": n_layers, "harness": spec.harness.model_dump()})
+        digests = common.log_data_inputs(ctx, skills)
+        digests["teacher"] = base_sha256(Path(teacher_uri)) if Path(teacher_uri).is_dir() else teacher_uri
+
+        student = student_from_teacher(teacher, n_layers)
+        stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))
+        curves = common.Curves(
+            ctx.run_id, tokenizer, skills, roles={name: "learn" for name in skills}, max_problems=spec.eval_problems,
+            max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
+        )
+
+        result = train(
+            student, stream, loss_fn=kd_loss(teacher, spec.temperature, spec.alpha), steps=spec.steps,
+            lr=spec.lr, seed=spec.seed, checkpoint_every=spec.eval_every, on_checkpoint=curves,
+            on_step=lambda step, loss, stats: ctx.log_metric("train.loss", loss, step=step),
+            progress=bar,
+        )
+        ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
+        del teacher
+        curves.plot(ctx, retired=[], retained=list(skills), thresholds=spec.thresholds, chosen_step=spec.steps,
+                    title=f"distillation of {spec.kernel}: the student learns its skills")
+
+        ctx.state("evaluating", f"{spec.steps} distillation steps done")
+        student.eval()
+        report = common.final_report(
+            student, tokenizer, kernel=spec.kernel, skills=common.report_skills(spec.report_skills, skills), harness=spec.harness,
+            thresholds=spec.thresholds, trained_on=skills, progress=bar,
+        )
+        base_dir = ctx.workdir / BASE_ARTIFACT
+        student.save_pretrained(base_dir, safe_serialization=True)
+        tokenizer.save_pretrained(base_dir)
+        ctx.log_artifact_dir(base_dir, BASE_ARTIFACT)
+        ctx.log_report(report)
+        bundle = common.new_version_bundle(
+            ctx.workdir / "bundle",
+            parent=None,
+            parent_bundle=None,
+            kernel=spec.kernel,
+            base=BaseModelRef(uri=f"runs:/{ctx.run_id}/{BASE_ARTIFACT}", sha256=base_sha256(base_dir)),
+            new_adapter=None,
+            retained=list(spec.skills),
+            retired=[],
+            parent_version=None,
+            job_id=ctx.job_id,
+            policy_sha256=spec.policy_sha256,
+            data_digests=digests,
+        )
+        return ctx.register(
+            bundle,
+            description=f"distilled from {teacher_uri} on {', '.join(spec.skills)} ({n_layers}-layer student). "
+            + "; ".join(m.summary() for m in report.skills.values()),
+        )
+
+
+def _demo_teacher() -> str:
+    from kernel_lifecycle.models.demo_base import build_demo_base
+
+    return str(build_demo_base().path)

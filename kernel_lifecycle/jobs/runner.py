@@ -1,0 +1,177 @@
+"""What every job shares: a lifecycle DB row with its state machine, an MLflow run, and the
+rules that keep a crash harmless.
+
+Crash safety, by construction:
+- a version is registered only after its boundary report is logged to the job's run, so no
+  version exists without its report;
+- jobs never move ``champion``; the ``candidate`` alias moves in the same DB transaction that
+  marks the job registered, and MLflow's mirror is reconciled from the DB at the next start;
+- a job whose process died (kill -9) is marked failed, with the reason, by the next job or
+  scheduler start on this host (``repo.fail_orphaned_jobs``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import ensure_current, session_scope
+from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.registry.bundle import verify_bundle
+from kernel_lifecycle.registry.tracking import client as mlflow_client
+from kernel_lifecycle.registry.tracking import experiment_id
+
+REPORT_ARTIFACT = "boundary/report.json"
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    kind: str
+    kernel: str
+    run_id: str
+    actor: str
+    workdir: Path
+    report_logged: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, to_state: str, message: str | None = None) -> None:
+        with session_scope() as session:
+            job = repo.get_job(session, job_id=self.job_id)
+            repo.transition(session, job=job, to_state=to_state, message=message)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        client = mlflow_client()
+        for key, value in params.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            client.log_param(self.run_id, key, text[:6000])
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        mlflow_client().log_metric(self.run_id, key, float(value), step=step or 0)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        mlflow_client().log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifact_dir(self, path: Path, artifact_path: str) -> None:
+        mlflow_client().log_artifacts(self.run_id, str(path), artifact_path)
+
+    def log_dataset(self, name: str, digest: str, source: str) -> None:
+        """Record a dataset's digest as an MLflow input of the run."""
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        # MetaDataset records identity (name, digest, where it came from) without copying data.
+        dataset = MetaDataset(source=CodeDatasetSource(tags={"uri": source, "sha256": digest}), name=name, digest=digest[:36])
+        mlflow_client().log_inputs(
+            self.run_id,
+            datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])],
+        )
+
+    def log_report(self, report) -> None:  # noqa: ANN001
+        from kernel_lifecycle.boundary.tracking import log_report
+
+        log_report(report, run_id=self.run_id)
+        self.report_logged = True
+
+    def register(self, bundle_dir: Path, *, description: str, move_candidate: bool = True) -> registry.KernelVersion:
+        """Register the bundle as a new version; only after the boundary report is logged."""
+        if not self.report_logged:
+            raise RuntimeError("a version is registered only after its boundary report is logged")
+        plot = f"![boundary curves](get-artifact?path=boundary%2Fcurves.png&run_uuid={self.run_id})"
+        manifest = verify_bundle(bundle_dir)
+        chain = registry.lineage(manifest.kernel, manifest.parent_version) if manifest.parent_version else []
+        lineage = "Lineage: this version" + "".join(
+            f" <- v{v.version} ({v.tags.get('kernel.job_kind', 'registered')})" for v in chain
+        )
+        kv = registry.register_version(
+            bundle_dir,
+            run_id=self.run_id,
+            description=f"{description}\n\n{lineage}; job {self.job_id}, policy {str(manifest.policy_sha256)[:12]}\n\n{plot}",
+            extra_tags={"kernel.boundary_report": f"runs:/{self.run_id}/{REPORT_ARTIFACT}", "kernel.job_kind": self.kind},
+        )
+        with session_scope() as session:
+            job = repo.get_job(session, job_id=self.job_id)
+            job.registered_version = kv.version
+            repo.transition(session, job=job, to_state="registered", message=f"registered version {kv.version}")
+            if move_candidate:
+                registry.move_alias(
+                    session,
+                    name=kv.name,
+                    alias="candidate",
+                    version=kv.version,
+                    actor=self.actor,
+                    reason=f"{self.kind} job {self.job_id}",
+                )
+        return kv
+
+
+def recover() -> list[str]:
+    """At start: fail jobs whose process died, and make MLflow's aliases match the DB's."""
+    ensure_current()
+    with session_scope() as session:
+        failed = repo.fail_orphaned_jobs(session, reason="the process running it stopped (crash or kill)")
+        ids = [job.id for job in failed]
+        aliases = [(a.kernel, a.alias, a.version) for a in session.scalars(_all_aliases())]
+    client = mlflow_client()
+    for kernel, alias, version in aliases:
+        try:
+            current = client.get_model_version_by_alias(kernel, alias).version
+        except Exception:  # noqa: BLE001 - alias missing in MLflow
+            current = None
+        if str(current) != version:
+            client.set_registered_model_alias(kernel, alias, version)
+    return ids
+
+
+def _all_aliases():  # noqa: ANN202
+    from sqlalchemy import select
+
+    from kernel_lifecycle.db.models import AliasState
+
+    return select(AliasState)
+
+
+@contextmanager
+def job_run(
+    kind: str,
+    kernel: str,
+    params: dict[str, Any],
+    *,
+    actor: str,
+    trigger_id: str | None = None,
+) -> Iterator[JobContext]:
+    """A job's life: queued -> running -> ... ; any exception marks it failed with the reason."""
+    recover()
+    with session_scope() as session:
+        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id)
+        job_id = job.id
+    client = mlflow_client()
+    run = client.create_run(
+        experiment_id(),
+        run_name=f"{kind}-{kernel}-{job_id[:8]}",
+        tags={"kernel": kernel, "kernel.job_id": job_id, "kernel.job_kind": kind, "kernel.actor": actor},
+    )
+    with session_scope() as session:
+        job = repo.get_job(session, job_id=job_id)
+        job.mlflow_run_id = run.info.run_id
+        repo.transition(session, job=job, to_state="running", message=f"MLflow run {run.info.run_id}")
+    with tempfile.TemporaryDirectory(prefix=f"kl-{kind}-") as tmp:
+        ctx = JobContext(job_id=job_id, kind=kind, kernel=kernel, run_id=run.info.run_id, actor=actor, workdir=Path(tmp))
+        try:
+            yield ctx
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip()
+            with session_scope() as session:
+                job = repo.get_job(session, job_id=job_id)
+                if job.state not in ("registered", "failed"):
+                    repo.transition(session, job=job, to_state="failed", message=reason[:2000])
+            client.set_terminated(run.info.run_id, status="FAILED")
+            raise
+        client.set_terminated(run.info.run_id, status="FINISHED")

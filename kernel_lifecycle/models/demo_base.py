@@ -1,0 +1,252 @@
+"""The demo base model: a small Llama trained here on the three demo skills, standing in for a frontier model.
+
+Nothing is downloaded. A byte-level BPE tokenizer is trained on the skills' train text, a
+4-layer LlamaForCausalLM (so a 2-layer student can be distilled from it) is trained with the
+project's own step loop on ``prompt + solution + eos`` of every train split, and its skills are
+measured on the dev splits with the real scorers (greedy, 160 new tokens). The result is
+deterministic from the seed and cached by content hash under ``KL_HOME/cache/base/<hash>/``
+(hash of the config, the seed, the skills' data digests and ``BUILDER_VERSION``), so the
+quickstart and the tests build it once. A build is written to a temporary directory and renamed
+into place: a crash never leaves a half cache entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.models.tokenizer import train_bpe_tokenizer
+
+# Bump when the build procedure changes in a way the config does not capture.
+BUILDER_VERSION = "demo-base-3"
+SKILL_NAMES = ("python", "cobol", "sql")
+EVAL_MAX_NEW_TOKENS = 160
+# (share of the steps, multiple of the learning rate): a step decay
+LR_PHASES = ((0.6, 1.0), (0.25, 0.25), (0.15, 0.0625))
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Everything that decides the weights (with the data digests and BUILDER_VERSION)."""
+
+    vocab_size: int = 1024
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 256
+    max_positions: int = 256
+    steps: int = 1800
+    batch_size: int = 16
+    lr: float = 4e-3
+    seed: int = 0
+    # One thread: on a CPU shared with other processes two OpenMP threads spin-wait on each
+    # other (steps measured 2-10x slower under load), and a fixed count keeps sums bit-identical.
+    threads: int = 1
+
+
+@dataclass
+class BaseBuild:
+    path: Path
+    sha256: str  # over the *.safetensors files, as bundle manifests record a base
+    metrics: dict[str, float] = field(default_factory=dict)  # skill -> dev metric
+    cached: bool = False
+    seconds: float = 0.0
+
+
+def _skills(skills_dir: Path | None):
+    from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
+
+    skills = demo_skills(skills_dir or DEMO_SKILLS_DIR)
+    missing = [name for name in SKILL_NAMES if name not in skills]
+    if missing:
+        raise JobError(
+            f"demo skills missing: {', '.join(missing)}; run `python -m kernel_lifecycle.demo.generate_skills`"
+        )
+    return [skills[name] for name in SKILL_NAMES]
+
+
+def cache_key(config: BaseConfig, skills) -> str:  # noqa: ANN001
+    payload = {
+        "builder": BUILDER_VERSION,
+        "config": dataclasses.asdict(config),
+        "data": {s.name: {split: s.digest(split) for split in ("train", "dev")} for s in skills},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _model(config: BaseConfig, tokenizer):  # noqa: ANN001, ANN202
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden,
+        intermediate_size=config.intermediate,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        max_position_embeddings=config.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return LlamaForCausalLM(llama)
+
+
+def measure(model, tokenizer, skills, *, limit: int | None = None) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Greedy generation on each skill's dev split, judged by its real scorer."""
+    from kernel_lifecycle.boundary.generation import generate
+    from kernel_lifecycle.boundary.scorers import get_scorer
+    from kernel_lifecycle.boundary.scorers.base import Sample
+
+    model.eval()
+    out: dict[str, dict[str, float]] = {}
+    for skill in skills:
+        probes = skill.probes("dev")[:limit]
+        gens = generate(model, tokenizer, [p.prompt for p in probes], max_new_tokens=EVAL_MAX_NEW_TOKENS,
+                        batch_size=32)
+        samples = [Sample(task_id=p.task_id, prompt=p.prompt, completion=g[0].text, test=p.test,
+                          entry_point=p.entry_point) for p, g in zip(probes, gens)]
+        verdicts = get_scorer(skill.scorer).score(samples)
+        out[skill.name] = {
+            "score": sum(v.passed for v in verdicts) / len(verdicts),
+            "n": float(len(verdicts)),
+            "truncated": sum(g[0].truncated for g in gens) / len(gens),
+        }
+    return out
+
+
+def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | None, progress: bool) -> dict:  # noqa: ANN001
+    import torch
+
+    from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
+    from kernel_lifecycle.training.loop import train
+    from kernel_lifecycle.training.losses import ce_loss
+
+    started = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    train_probes = [p for s in skills for p in s.probes("train")]
+    tokenizer = train_bpe_tokenizer([p.prompt + p.canonical_solution for p in train_probes], vocab_size=config.vocab_size)
+    model = _model(config, tokenizer)
+    # One skill per batch, skills in turn: COBOL programs are ~4x longer than the others, and a
+    # mixed batch pads every row to the longest, so this makes an average step ~2x cheaper.
+    streams = [
+        batches(encode_probes(s.probes("train"), tokenizer, max_length=config.max_positions, what=f"{s.name} train"),
+                batch_size=config.batch_size, seed=config.seed + i, pad_id=pad_id_of(tokenizer))
+        for i, s in enumerate(skills)
+    ]
+    stream = (next(streams[i % len(streams)]) for i in itertools.count())
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("demo base"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TimeElapsedColumn(), transient=True)
+        bar.start()
+    losses: list[float] = []
+    try:
+        # The step loop keeps one learning rate, so the decay is done in phases (a fresh AdamW
+        # each): at a constant high rate the last weights are a noisy point, and greedy decoding
+        # of long COBOL programs is the first thing to suffer.
+        for i, (fraction, scale) in enumerate(LR_PHASES):
+            left = config.steps - len(losses)
+            n = min(left, max(1, round(config.steps * fraction))) if i < len(LR_PHASES) - 1 else left
+            if n < 1:
+                continue
+            result = train(model, stream, loss_fn=ce_loss, steps=n, lr=config.lr * scale,
+                           seed=config.seed + i, progress=bar)
+            losses += result.losses
+    finally:
+        if bar is not None:
+            bar.stop()
+    train_seconds = time.perf_counter() - started
+
+    measured = measure(model, tokenizer, skills, limit=eval_limit)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    return {
+        "builder": BUILDER_VERSION,
+        "config": dataclasses.asdict(config),
+        "data_digests": {s.name: s.digest("train") for s in skills},
+        "metrics": {name: m["score"] for name, m in measured.items()},
+        "eval": {"split": "dev", "greedy": True, "max_new_tokens": EVAL_MAX_NEW_TOKENS, **measured},
+        "steps": len(losses),
+        "lr_phases": [list(p) for p in LR_PHASES],
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_load_1min": os.getloadavg()[0],
+    }
+
+
+def _torch_threads(n: int | None = None) -> int:
+    """The current torch thread count; set it to ``n`` when given (the build restores it)."""
+    import torch
+
+    if n is not None:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def build_demo_base(
+    *,
+    force: bool = False,
+    steps: int | None = None,
+    progress: bool = True,
+    config: BaseConfig | None = None,
+    eval_limit: int | None = None,
+    skills_dir: Path | None = None,
+) -> BaseBuild:
+    """Build the demo base, or reuse the cache entry of the same config, seed and data.
+
+    ``steps``/``config`` and ``eval_limit`` (dev problems per skill) are knobs for tests; the
+    defaults are the real build, which must really have all three skills.
+    """
+    from kernel_lifecycle.models.loading import base_sha256
+    from kernel_lifecycle.settings import get_settings
+
+    config = config or BaseConfig()
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    skills = _skills(skills_dir)
+    key = cache_key(config, skills)
+    if eval_limit is not None:  # a partial measurement is a different cache entry
+        key = hashlib.sha256(f"{key}/eval{eval_limit}".encode()).hexdigest()
+    root = get_settings().cache_dir / "base"
+    final = root / key[:24]
+    if final.is_dir() and force:
+        shutil.rmtree(final)
+    if (final / "build.json").is_file():
+        info = json.loads((final / "build.json").read_text(encoding="utf-8"))
+        return BaseBuild(final, base_sha256(final), info["metrics"], cached=True, seconds=info["seconds"])
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
+    threads = _torch_threads()
+    try:
+        info = _train_into(staging, config, skills, eval_limit=eval_limit, progress=progress)
+        # build.json last: its presence marks a complete entry
+        (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        try:
+            staging.rename(final)
+        except OSError:
+            if not (final / "build.json").is_file():  # not a concurrent identical build: a real error
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _torch_threads(threads)
+    return BaseBuild(final, base_sha256(final), info["metrics"], cached=False, seconds=info["seconds"])

@@ -1,0 +1,120 @@
+"""A new LoRA adapter on a kernel: attach, find the active one, save in peft's own format.
+
+The model loader merges a kernel's earlier adapters into the weights, so a job hands us a plain
+transformers model and the new adapter learns a delta on top of that merged model. Saving
+writes exactly what a bundle holds (``adapter_config.json`` + ``adapter_model.safetensors``),
+loadable with ``peft.PeftModel.from_pretrained`` and nothing from this project.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.hashing import sha256_file
+from kernel_lifecycle.models.loading import peft_quietly
+from kernel_lifecycle.registry.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+# Module names by architecture family. Attention alone is the classic LoRA recipe; the MLP
+# projections carry much of a model's "knowledge", so adding them helps both learning a new
+# technology and removing an old one at little extra cost on small kernels.
+_LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+_LLAMA_MLP = ("gate_proj", "up_proj", "down_proj")
+_GPT2_ATTENTION = ("c_attn",)
+_GPT2_MLP = ("c_fc", "c_proj")  # GPT-2's c_proj also names the attention output: both adapt
+
+
+@dataclass(frozen=True)
+class SavedAdapter:
+    path: Path  # folder with adapter_config.json + adapter_model.safetensors
+    sha256: str  # of adapter_model.safetensors, as the bundle manifest records it
+
+
+def target_modules(model: torch.nn.Module, *, include_mlp: bool = True) -> list[str]:
+    """The LoRA target module names present in ``model`` (Llama- or GPT-2-style)."""
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    for attention, mlp in ((_LLAMA_ATTENTION, _LLAMA_MLP), (_GPT2_ATTENTION, _GPT2_MLP)):
+        if set(attention) <= present:
+            wanted = attention + (mlp if include_mlp else ())
+            return [m for m in wanted if m in present]
+    raise JobError(
+        f"cannot find LoRA target modules in {type(model).__name__}: expected Llama-style "
+        f"{'/'.join(_LLAMA_ATTENTION)} or GPT-2-style c_attn; pass target_modules explicitly"
+    )
+
+
+def attach_lora(
+    model: torch.nn.Module,
+    *,
+    adapter_name: str = "default",
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.0,
+    targets: list[str] | None = None,
+    include_mlp: bool = True,
+    seed: int | None = None,
+):
+    """Wrap ``model`` in a PeftModel with one new trainable adapter; only it trains.
+
+    ``dropout`` defaults to 0: the adapters here are small and few-step, and NPO compares the
+    adapted model with itself adapter-off, where dropout noise would only blur that ratio.
+    rsLoRA stays off on purpose: with it, peft's ``add_weighted_adapter`` no longer negates
+    a single adapter exactly (negation relies on that).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    names = targets or target_modules(model, include_mlp=include_mlp)
+    is_gpt2 = "c_attn" in names
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=names,
+        bias="none",
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=is_gpt2,  # GPT-2's Conv1D stores weights transposed
+    )
+    # LoRA's A matrices start random: seed them so a job's result depends only on its seed,
+    # without disturbing the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]), peft_quietly():
+        if seed is not None:
+            torch.manual_seed(seed)
+        return get_peft_model(model, config, adapter_name=adapter_name)
+
+
+def active_adapter(model) -> str:
+    """The name of the adapter that is active (the one a job saves)."""
+    name = model.active_adapter
+    return name[0] if isinstance(name, list) else name
+
+
+def save_adapter(model, out_dir: Path, *, adapter_name: str | None = None) -> SavedAdapter:
+    """Save one adapter in peft's format into ``out_dir`` itself and report its sha256.
+
+    peft puts every adapter not named "default" into a subfolder of the target; a bundle wants
+    the two files at the top of ``adapters/<name>/``, so we save to a scratch folder and move
+    just those two files. Weights are always safetensors (never pickle).
+    """
+    name = adapter_name or active_adapter(model)
+    if name not in model.peft_config:
+        known = ", ".join(sorted(model.peft_config)) or "none"
+        raise JobError(f"no adapter named {name!r} on the model; adapters: {known}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
+        model.save_pretrained(scratch, selected_adapters=[name], safe_serialization=True)
+        source = Path(scratch) if name == "default" else Path(scratch) / name
+        for file in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+            if not (source / file).is_file():
+                raise JobError(f"peft did not write {file} for adapter {name!r}")
+            shutil.move(str(source / file), out_dir / file)
+    return SavedAdapter(path=out_dir, sha256=sha256_file(out_dir / ADAPTER_WEIGHTS))
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]

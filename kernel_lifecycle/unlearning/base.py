@@ -1,0 +1,93 @@
+"""What every unlearning method is, and the pieces the step-loop methods share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.training.data import Batch, Pair
+from kernel_lifecycle.training.loop import TrainResult, train
+
+
+@contextmanager
+def reference_model(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model as it was before this job: the same weights with the new adapter switched off.
+
+    No second copy of the weights is kept. Eval mode so that any dropout in the base does not
+    make the reference noisy; the caller's train/eval mode is restored afterwards.
+    """
+    if not hasattr(model, "disable_adapter"):
+        raise JobError(
+            "this unlearning method needs a LoRA adapter on the model: its reference is the "
+            "model with the adapter switched off"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        with model.disable_adapter(), torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def require_retain(method: str, retain: Batch | None) -> Batch:
+    if retain is None:
+        raise JobError(f"unlearning method {method!r} needs retain batches; none were given")
+    return retain
+
+
+@dataclass
+class StepMethod:
+    """An unlearning method: by default one loss over a (forget, retain) pair, run by the
+    shared step loop; ``train_adapter`` is the one place a method with phases differs."""
+
+    name: ClassVar[str]
+    needs_reference: ClassVar[bool] = False  # compares against the adapter-off model
+    needs_retain: ClassVar[bool] = True  # uses the retain batch of each pair
+
+    def loss(
+        self, model: torch.nn.Module, forget: Batch, retain: Batch | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def step_loss(self, model: torch.nn.Module, pair: Pair):
+        return self.loss(model, pair.forget, pair.retain)
+
+    def run(
+        self,
+        model: torch.nn.Module,
+        pairs: Iterable[Pair],
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        weight_decay: float = 0.0,
+        grad_clip: float | None = 1.0,
+        on_step: Callable[[int, float, dict[str, float]], None] | None = None,
+        checkpoint_every: int | None = None,
+        on_checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
+        progress: Any | None = None,
+    ) -> TrainResult:
+        """Train the model's active adapter with this method (the job's single entry)."""
+        return self.train_adapter(
+            model,
+            pairs,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            on_step=on_step,
+            checkpoint_every=checkpoint_every,
+            on_checkpoint=on_checkpoint,
+            progress=progress,
+        )
+
+    def train_adapter(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
+        """The shared step loop over ``step_loss``; a method with phases overrides this."""
+        return train(model, pairs, loss_fn=self.step_loss, **loop)

@@ -1,0 +1,113 @@
+"""distill -> upskill -> downskill on tiny real assets: real training steps, real MLflow runs,
+real scorers; the numbers are meaningless (a random model), the machinery is what is tested."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel_lifecycle.boundary.report import HarnessConfig
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import session_scope
+from kernel_lifecycle.errors import BundleError, JobError, NotFoundError
+from kernel_lifecycle.jobs import distill, downskill, upskill
+from kernel_lifecycle.jobs.common import Thresholds
+from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.registry.tracking import client as mlflow_client
+from kernel_lifecycle.settings import get_settings
+from tests.factories import make_tiny_base, write_tiny_skills
+
+HARNESS = HarnessConfig(max_new_tokens=12, split="dev")
+
+
+@pytest.fixture
+def world(kl_home, monkeypatch, tmp_path, db_url):
+    from kernel_lifecycle.db.engine import upgrade
+
+    monkeypatch.setenv("KL_SKILLS_DIR", str(write_tiny_skills(tmp_path / "skills")))
+    get_settings.cache_clear()
+    upgrade()
+    return {"teacher": make_tiny_base(tmp_path / "teacher", hidden=32, layers=2)}
+
+
+def _distill(world) -> str:
+    spec = distill.DistillSpec(
+        kernel="tiny", skills=["py", "cob"], teacher=str(world["teacher"]), steps=4, batch_size=4,
+        eval_every=2, eval_problems=2, harness=HARNESS, report_skills=["py", "cob", "sq"],
+    )
+    return distill.run(spec, actor="test", progress=False).version
+
+
+def test_lifecycle_on_tiny_assets(world) -> None:
+    v1 = _distill(world)
+    assert v1 == "1"
+    kv1 = registry.get_version("tiny", v1)
+    assert kv1.tags["kernel.base_uri"].startswith("runs:/")
+    run = mlflow_client().get_run(kv1.run_id)
+    assert {"boundary.py.value", "boundary.cob.ci_high", "check.truncation"} <= set(run.data.metrics)
+    history = mlflow_client().get_metric_history(kv1.run_id, "curve.learn.py")
+    assert [m.step for m in history] == [2, 4]
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"py/train", "cob/train"}
+
+    v2 = upskill.run(
+        upskill.UpskillSpec(kernel="tiny", skill="sq", replay=["py"], steps=4, batch_size=4, eval_every=2,
+                            eval_problems=2, harness=HARNESS, from_ref="tiny@1", report_skills=["py", "cob", "sq"]),
+        actor="test", progress=False,
+    ).version
+    kv2 = registry.get_version("tiny", v2)
+    assert kv2.parent_version == "1" and ":upskill:sq:" in kv2.tags["kernel.adapters"]
+
+    spec = downskill.DownskillSpec(
+        kernel="tiny", skill="cob", retain=["py", "sq"], method="npo", steps=4, batch_size=4, eval_every=2,
+        eval_problems=4, relearn_steps=2, harness=HARNESS, from_ref="tiny@2", report_skills=["py", "cob", "sq"],
+        thresholds=Thresholds(ceilings={"cob": 0.9}, tolerance={"py": 0.5, "sq": 0.5}),
+    )
+    v3 = downskill.run(spec, actor="test", progress=False).version
+    kv3 = registry.get_version("tiny", v3)
+    assert kv3.tags["kernel.skills.retired"] == "cob"
+    assert kv3.tags["kernel.adapters"].count(">") == 1  # upskill > downskill, in order
+    assert [v.version for v in registry.lineage("tiny", v3)] == ["3", "2", "1"]
+    forget_curve = mlflow_client().get_metric_history(kv3.run_id, "curve.forget.cob")
+    assert [m.step for m in forget_curve] == [0, 2, 4]
+    artifacts = {a.path for a in mlflow_client().list_artifacts(kv3.run_id, "boundary")}
+    assert {"boundary/report.json", "boundary/curves.png"} <= artifacts
+    from kernel_lifecycle.promotion import load_version_report
+
+    report = load_version_report(kv3)
+    assert report.check("relearning") is not None
+    with session_scope() as session:
+        jobs = repo.list_jobs(session, kernel="tiny")
+        assert sorted(j.state for j in jobs) == ["registered"] * 3
+        assert repo.get_alias(session, kernel="tiny", alias="candidate") == v3
+        assert repo.get_alias(session, kernel="tiny", alias="champion") is None  # jobs never move it
+
+
+def test_bad_input_fails_before_training(world, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not found: no such directory"):
+        distill.run(distill.DistillSpec(kernel="x", skills=["py"], teacher=str(tmp_path / "missing")), actor="t", progress=False)
+    with pytest.raises(NotFoundError, match="unknown unlearning method 'forgetful'"):
+        downskill.validate(downskill.DownskillSpec(kernel="x", skill="cob", retain=["py"], method="forgetful"))
+    with pytest.raises(NotFoundError, match="unknown skill 'klingon'"):
+        upskill.validate(upskill.UpskillSpec(kernel="x", skill="klingon", replay=[]))
+    (Path(get_settings().skills_dir) / "sq" / "train.jsonl").write_text("")
+    with pytest.raises(JobError, match="empty train split"):
+        upskill.validate(upskill.UpskillSpec(kernel="x", skill="sq", replay=["py"]))
+    with session_scope() as session:
+        assert repo.list_jobs(session) == []
+    assert not registry.kernel_exists("x")
+
+
+def test_boundary_not_reached_registers_nothing(world) -> None:
+    _distill(world)
+    spec = downskill.DownskillSpec(
+        kernel="tiny", skill="cob", retain=["py"], steps=2, batch_size=4, eval_every=1, eval_problems=2,
+        harness=HARNESS, thresholds=Thresholds(ceilings={"cob": 0.0}),  # 0/2 has upper bound 0.78 > 0
+        from_ref="tiny@1",
+    )
+    with pytest.raises(JobError, match="no checkpoint reached the boundary"):
+        downskill.run(spec, actor="test", progress=False)
+    assert [v.version for v in registry.list_versions("tiny")] == ["1"]
+    with session_scope() as session:
+        failed = [j for j in repo.list_jobs(session, kernel="tiny") if j.kind == "downskill"]
+        assert failed[0].state == "failed" and "boundary" in failed[0].error

@@ -1,0 +1,60 @@
+"""The demo base builder on a tiny config: builds, caches by content hash, deterministic, loadable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel_lifecycle.models.demo_base import BaseConfig, build_demo_base
+from kernel_lifecycle.settings import get_settings
+
+TINY = BaseConfig(vocab_size=300, hidden=32, layers=2, heads=2, intermediate=64, max_positions=256, steps=3,
+                  batch_size=4)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # only the cache is used: no need for the lifecycle or MLflow databases of ``kl_home``
+    monkeypatch.setenv("KL_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_build_cache_hit_deterministic_rebuild_and_load(home: Path) -> None:
+    from kernel_lifecycle.models.loading import load_base
+
+    first = build_demo_base(config=TINY, eval_limit=1, progress=False)
+    assert not first.cached
+    assert first.path.parent == home / "cache" / "base"
+    names = {p.name for p in first.path.iterdir()}
+    assert {"model.safetensors", "config.json", "build.json", "tokenizer.json"} <= names
+    assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no staging dir left
+    info = json.loads((first.path / "build.json").read_text())
+    assert info["steps"] == 3 and set(info["metrics"]) == {"python", "cobol", "sql"}  # steps over all LR phases
+    assert info["eval"]["python"]["n"] == 1 and info["eval"]["max_new_tokens"] == 160
+    assert info["metrics"] == first.metrics and all(0.0 <= v <= 1.0 for v in first.metrics.values())
+
+    second = build_demo_base(config=TINY, eval_limit=1, progress=False)
+    assert second.cached and second.path == first.path and second.sha256 == first.sha256
+
+    rebuilt = build_demo_base(config=TINY, eval_limit=1, progress=False, force=True)
+    assert not rebuilt.cached and rebuilt.sha256 == first.sha256  # same seed, same weights
+
+    model, tokenizer = load_base(str(first.path), expected_sha256=first.sha256)
+    assert tokenizer.eos_token == "<eos>" and tokenizer.pad_token == "<pad>"
+    assert model.config.num_hidden_layers == 2 and model.config.tie_word_embeddings
+    assert tokenizer.decode(tokenizer("def add_3(x):\n")["input_ids"]) == "def add_3(x):\n"
+
+
+def test_a_different_config_is_a_different_cache_entry(home: Path) -> None:
+    from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
+    from kernel_lifecycle.models.demo_base import cache_key
+
+    skills = list(demo_skills(DEMO_SKILLS_DIR).values())
+    assert cache_key(TINY, skills) == cache_key(BaseConfig(**vars(TINY)), skills)
+    assert cache_key(TINY, skills) != cache_key(BaseConfig(**{**vars(TINY), "steps": 4}), skills)
+    assert cache_key(TINY, skills) != cache_key(BaseConfig(**{**vars(TINY), "seed": 1}), skills)
