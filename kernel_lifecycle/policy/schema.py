@@ -1,0 +1,595 @@
+"""The policy schema: which skills a kernel keeps and loses, how it changes, when, and who decides.
+
+Every model refuses unknown keys (``extra="forbid"``): a typo in a policy is an error, never a
+silently ignored setting. Field-level rules (ranges, cron syntax, time zones) live on the
+models; rules that relate fields to each other or to the world (known skills and scorers,
+today's date, plans naming declared skills) live in :func:`cross_check`, which returns every
+problem with its location so the loader can point at the YAML line.
+
+The world a policy is checked against is a :class:`PolicyContext` (today, known skills, known
+scorers, unlearning methods). Pass it as pydantic validation context (``{"policy": ctx}``); tests
+inject their own ``today`` and skills.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+Loc = tuple[Union[str, int], ...]
+
+SKILL_NAME = r"^[a-z][a-z0-9_]*$"
+KERNEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+CHECKS = ("truncation", "fresh_dev_agreement", "scorer_parity", "contamination")
+CheckName = Literal["truncation", "fresh_dev_agreement", "scorer_parity", "contamination"]
+PlanName = Literal["upskill", "downskill"]
+
+# Used only while kernel_lifecycle.boundary.scorers does not exist (or names no scorers).
+FALLBACK_SCORERS = frozenset({"python_tests", "cobol_compile", "sql_exec"})
+
+# Options each unlearning method takes beyond the common loop settings. Checked against the
+# method dataclasses in tests (tests/policy/test_methods_table.py), kept here so validating a
+# policy never imports torch. A method the registry knows but this table does not takes only
+# the common settings.
+METHOD_OPTIONS: dict[str, frozenset[str]] = {
+    "npo": frozenset({"beta", "retain_weight"}),
+    "grad_diff": frozenset({"retain_weight"}),
+    "grad_ascent": frozenset(),
+    "negation": frozenset({"negation_weight"}),
+}
+# Methods whose loss has a retain term: a plan without retain skills would train blind.
+METHODS_NEEDING_RETAIN = frozenset({"npo", "grad_diff"})
+
+# A cron expression that does not fire within this horizon is treated as never firing.
+CRON_HORIZON_YEARS = 5
+
+
+# ---- the world a policy is checked against -----------------------------------------------------
+
+
+def _known_methods() -> tuple[str, ...]:
+    try:
+        from kernel_lifecycle.unlearning import METHODS
+    except ModuleNotFoundError as exc:  # the unlearning package not installed/built
+        if exc.name and not exc.name.startswith("kernel_lifecycle.unlearning"):
+            raise
+        return tuple(METHOD_OPTIONS)
+    return tuple(METHODS)
+
+
+def _known_scorers() -> frozenset[str]:
+    import importlib
+
+    try:
+        module = importlib.import_module("kernel_lifecycle.boundary.scorers")
+    except ModuleNotFoundError as exc:
+        if exc.name != "kernel_lifecycle.boundary.scorers":
+            raise
+        return FALLBACK_SCORERS
+    # accept the registry in the shapes a name registry usually takes
+    for attr in ("SCORERS", "SCORER_NAMES", "NAMES"):
+        value = getattr(module, attr, None)
+        if value:
+            return frozenset(value)
+    for attr in ("scorer_names", "names", "known_scorers"):
+        func = getattr(module, attr, None)
+        if callable(func):
+            return frozenset(func())
+    return FALLBACK_SCORERS
+
+
+def _known_skills() -> dict[str, str]:
+    from kernel_lifecycle.boundary.skills import demo_skills
+
+    return {name: skill.scorer for name, skill in demo_skills().items()}
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy is validated against. Build with :meth:`default` and override for tests."""
+
+    today: date
+    skills: Mapping[str, str]  # known skill name -> its scorer
+    scorers: frozenset[str]
+    methods: tuple[str, ...]
+
+    @classmethod
+    def default(
+        cls,
+        *,
+        today: date | None = None,
+        skills: Mapping[str, str] | None = None,
+        scorers: Iterable[str] | None = None,
+        methods: Iterable[str] | None = None,
+    ) -> "PolicyContext":
+        return cls(
+            today=today or datetime.now(timezone.utc).date(),
+            skills=dict(skills) if skills is not None else _known_skills(),
+            scorers=frozenset(scorers) if scorers is not None else _known_scorers(),
+            methods=tuple(methods) if methods is not None else _known_methods(),
+        )
+
+
+def _context(info: ValidationInfo) -> PolicyContext | None:
+    ctx = info.context or {}
+    value = ctx.get("policy") if isinstance(ctx, dict) else None
+    return value if isinstance(value, PolicyContext) else None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- skills ------------------------------------------------------------------------------------
+
+
+class RetainedSkill(_Model):
+    """A skill the kernel must keep: a floor on its metric and a tolerance against the champion."""
+
+    name: str = Field(pattern=SKILL_NAME)
+    floor: float = Field(ge=0.0, le=1.0, description="minimum metric value (point estimate)")
+    tolerance: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="max drop vs champion; default gate.tolerance"
+    )
+    scorer: str | None = Field(default=None, description="declare a skill the registry does not know")
+    sunset: date | None = Field(
+        default=None, description="retained only until this date; after it the policy must retire it"
+    )
+
+
+class RetiredSkill(_Model):
+    """A skill the kernel must lose: the interval's upper bound must stay under the ceiling."""
+
+    name: str = Field(pattern=SKILL_NAME)
+    ceiling: float = Field(ge=0.0, le=1.0, description="max metric value, compared with ci_high")
+    sunset: date = Field(description="the date by which the skill must be gone")
+    scorer: str | None = None
+
+
+class Skills(_Model):
+    retained: list[RetainedSkill] = Field(default_factory=list)
+    retired: list[RetiredSkill] = Field(default_factory=list)
+
+
+# ---- plans -------------------------------------------------------------------------------------
+
+
+class LoraHyperparameters(_Model):
+    steps: int = Field(default=80, gt=0)
+    lr: float = Field(default=3e-3, gt=0.0, lt=1.0)
+    rank: int = Field(default=8, gt=0, le=256)
+    alpha: float = Field(default=16.0, gt=0.0)
+    batch_size: int = Field(default=8, gt=0)
+    eval_every: int = Field(default=20, gt=0)
+
+
+class Replay(_Model):
+    skills: list[str] = Field(default_factory=list)
+    ratio: float = Field(default=0.25, ge=0.0, lt=1.0, description="share of each batch from replay")
+
+
+class TrainingData(_Model):
+    skill: str | None = Field(default=None, description="default: the plan's skill")
+    split: str = "train"
+
+    @field_validator("split")
+    @classmethod
+    def _train_only(cls, value: str) -> str:
+        if value != "train":
+            raise ValueError(
+                f"training data must come from the 'train' split, not {value!r}: dev and fresh "
+                "probes measure the kernel and must stay unseen"
+            )
+        return value
+
+
+class UpskillPlan(_Model):
+    """Teach a skill with a new LoRA adapter, replaying retained skills so they are not forgotten."""
+
+    skill: str = Field(pattern=SKILL_NAME)
+    method: Literal["lora"] = "lora"
+    hyperparameters: LoraHyperparameters = Field(default_factory=LoraHyperparameters)
+    replay: Replay = Field(default_factory=Replay)
+    data: TrainingData = Field(default_factory=TrainingData)
+
+    @property
+    def data_skill(self) -> str:
+        return self.data.skill or self.skill
+
+
+class UnlearningHyperparameters(_Model):
+    steps: int = Field(default=60, gt=0)
+    lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
+    rank: int = Field(default=8, gt=0, le=256)
+    batch_size: int = Field(default=8, gt=0)
+    eval_every: int = Field(default=10, gt=0)
+    # method-specific; None means the method's own default
+    beta: float | None = Field(default=None, gt=0.0)
+    retain_weight: float | None = Field(default=None, ge=0.0)
+    negation_weight: float | None = Field(default=None, gt=0.0)
+
+
+class DownskillPlan(_Model):
+    """Retire a skill with an unlearning method named as the registry names it (never a path)."""
+
+    skill: str = Field(pattern=SKILL_NAME)
+    method: str = Field(default="npo", description="npo, grad_diff, grad_ascent or negation")
+    hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
+    retain: list[str] = Field(default_factory=list)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str, info: ValidationInfo) -> str:
+        ctx = _context(info)
+        methods = ctx.methods if ctx else _known_methods()
+        if value not in methods:
+            raise ValueError(f"unknown unlearning method {value!r}; known methods: {', '.join(methods)}")
+        return value
+
+    def method_options(self) -> dict[str, float]:
+        """The options to pass to ``unlearning.get_method(method, **options)`` (only those set)."""
+        names = METHOD_OPTIONS.get(self.method, frozenset())
+        hp = self.hyperparameters
+        return {n: getattr(hp, n) for n in sorted(names) if getattr(hp, n) is not None}
+
+
+class Plans(_Model):
+    upskill: UpskillPlan | None = None
+    downskill: DownskillPlan | None = None
+
+
+# ---- triggers ----------------------------------------------------------------------------------
+
+
+class Retry(_Model):
+    max_retries: int = Field(default=0, ge=0, le=10)
+    backoff_seconds: float = Field(default=60.0, ge=0.0, le=86_400.0)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')") from None
+    return value
+
+
+class _TriggerBase(_Model):
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    plan: PlanName
+    retry: Retry = Field(default_factory=Retry)
+
+
+class ManualTrigger(_TriggerBase):
+    kind: Literal["manual"]
+
+
+# A digit in the day-of-week field means Monday=0 to APScheduler 3 but Sunday=0 to cron.
+_NUMERIC_DOW = re.compile(r"(^|[,\-/])\d")
+
+
+class CronTriggerSpec(_TriggerBase):
+    """A crontab schedule (minute hour day month day-of-week), run by APScheduler 3."""
+
+    kind: Literal["cron"]
+    cron: str
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _fires(cls, value: str, info: ValidationInfo) -> str:
+        # feasibility is judged in UTC: a time zone moves fire times by hours, not by years
+        ctx = _context(info)
+        next_fire_time(value, "UTC", ctx.today if ctx else None)
+        return value
+
+    def build(self):  # noqa: ANN201 - apscheduler's CronTrigger, imported lazily
+        from apscheduler.triggers.cron import CronTrigger
+
+        return CronTrigger.from_crontab(self.cron, timezone=self.timezone)
+
+
+class SunsetTrigger(_TriggerBase):
+    """Fires once at a retired skill's sunset date (00:00 in ``timezone``)."""
+
+    kind: Literal["sunset"]
+    skill: str = Field(pattern=SKILL_NAME)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _check_timezone(value)
+
+
+Trigger = Annotated[Union[ManualTrigger, CronTriggerSpec, SunsetTrigger], Field(discriminator="kind")]
+
+
+def next_fire_time(cron: str, tz: str = "UTC", today: date | None = None) -> datetime:
+    """When ``cron`` first fires after ``today`` 00:00 in ``tz``; ValueError if it cannot be used.
+
+    Refused: what APScheduler 3 refuses (field count, ranges such as minute 61 or day 0, bad
+    names), numeric day-of-week (APScheduler 3 counts Monday=0, cron Sunday=0: the same line
+    would run on another day than its author meant; use names, ``mon-fri``), and expressions
+    that never fire within ``CRON_HORIZON_YEARS`` (``* * 31 2 *`` is valid syntax to APScheduler,
+    yet February has no 31st).
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron {cron!r} has {len(fields)} fields; expected 5: minute hour day month day-of-week"
+        )
+    if _NUMERIC_DOW.search(fields[4]):
+        raise ValueError(
+            f"cron {cron!r}: write the day of week by name (mon, tue, ..., sun; e.g. 'mon-fri'): "
+            "APScheduler 3 counts 0 as Monday, crontab counts 0 as Sunday"
+        )
+    zone = zoneinfo.ZoneInfo(tz)
+    start_day = today or datetime.now(timezone.utc).date()
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=zone)
+    try:
+        trigger = CronTrigger(
+            minute=fields[0],
+            hour=fields[1],
+            day=fields[2],
+            month=fields[3],
+            day_of_week=fields[4],
+            timezone=zone,
+            start_date=start,
+            end_date=start + timedelta(days=366 * CRON_HORIZON_YEARS),
+        )
+    except ValueError as exc:
+        raise ValueError(f"cron {cron!r} is not valid: {exc}") from None
+    fire = trigger.get_next_fire_time(None, start)
+    if fire is None:
+        raise ValueError(
+            f"cron {cron!r} never fires within {CRON_HORIZON_YEARS} years of {start_day} "
+            "(for example a day that month does not have)"
+        )
+    return fire
+
+
+# ---- gate and approvals ------------------------------------------------------------------------
+
+
+class HarnessSettings(_Model):
+    """The measurement every candidate is gated under (part of its harness hash)."""
+
+    max_new_tokens: int = Field(default=256, gt=0, le=8192)
+    n_samples: int = Field(default=1, gt=0, le=200)
+    k: int = Field(default=1, gt=0)
+    split: Literal["dev", "fresh"] = "dev"
+    max_problems: int | None = Field(default=None, gt=0)
+
+
+class GateSettings(_Model):
+    tolerance: float = Field(default=0.05, ge=0.0, le=1.0, description="default max drop vs champion")
+    alpha: float = Field(default=0.05, gt=0.0, le=0.5, description="significance level of the tests")
+    min_probes: int = Field(default=20, gt=0, description="minimum problems measured per skill")
+    required_checks: list[CheckName] = Field(default_factory=lambda: list(CHECKS))
+    harness: HarnessSettings = Field(default_factory=HarnessSettings)
+
+    @field_validator("required_checks")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return value
+
+
+class Approvals(_Model):
+    approvers: list[str] = Field(min_length=1, description="who may approve and promote to champion")
+    required: int = Field(default=1, ge=0)
+    auto_promote: bool = Field(default=False, description="the scheduler may promote when the gate passes")
+
+
+# ---- the policy --------------------------------------------------------------------------------
+
+
+class Policy(_Model):
+    """One kernel's policy. See policies/README.md for every field."""
+
+    schema_version: Literal[1] = 1
+    kernel: str = Field(pattern=KERNEL_NAME)
+    description: str = ""
+    owners: list[str] = Field(min_length=1)
+    skills: Skills
+    plans: Plans = Field(default_factory=Plans)
+    triggers: list[Trigger] = Field(default_factory=list)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    approvals: Approvals
+
+    @model_validator(mode="after")
+    def _cross(self, info: ValidationInfo) -> "Policy":
+        ctx = info.context if isinstance(info.context, dict) else {}
+        if ctx.get("defer_cross_checks"):
+            return self  # the loader runs cross_check itself to locate each problem
+        issues = cross_check(self, _context(info) or PolicyContext.default())
+        if issues:
+            raise ValueError("; ".join(f"{dotted(loc)}: {msg}" for loc, msg in issues))
+        return self
+
+    # convenient views for the gate, the jobs and the scheduler
+    def retained(self, name: str) -> RetainedSkill | None:
+        return next((s for s in self.skills.retained if s.name == name), None)
+
+    def retired(self, name: str) -> RetiredSkill | None:
+        return next((s for s in self.skills.retired if s.name == name), None)
+
+    def tolerance_for(self, skill: RetainedSkill) -> float:
+        return self.gate.tolerance if skill.tolerance is None else skill.tolerance
+
+    def trigger_ids(self) -> list[str]:
+        """Stable ids: the trigger's name, or ``<kernel>:<kind>:<index>``."""
+        return [t.name or f"{self.kernel}:{t.kind}:{i}" for i, t in enumerate(self.triggers)]
+
+
+def dotted(loc: Loc) -> str:
+    """``('skills', 'retained', 0, 'floor')`` -> ``skills.retained[0].floor``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
+    """Every rule that relates fields to each other or to the world, with each problem's location."""
+    issues: list[tuple[Loc, str]] = []
+    retained = {s.name: i for i, s in enumerate(policy.skills.retained)}
+    retired = {s.name: i for i, s in enumerate(policy.skills.retired)}
+
+    # skills: unique, not both, known to a scorer, retained ones not past their sunset
+    for group, entries in (("retained", policy.skills.retained), ("retired", policy.skills.retired)):
+        seen: set[str] = set()
+        for i, skill in enumerate(entries):
+            loc: Loc = ("skills", group, i)
+            if skill.name in seen:
+                issues.append((loc + ("name",), f"skill {skill.name!r} is listed twice in skills.{group}"))
+            seen.add(skill.name)
+            issues.extend(_skill_known(loc, skill.name, skill.scorer, ctx))
+    for name, i in retired.items():
+        if name in retained:
+            issues.append(
+                (("skills", "retired", i, "name"), f"skill {name!r} cannot be both retained and retired")
+            )
+    for i, skill in enumerate(policy.skills.retained):
+        if skill.sunset is not None and skill.sunset < ctx.today:
+            issues.append(
+                (
+                    ("skills", "retained", i, "sunset"),
+                    f"skill {skill.name!r} is still retained but its sunset {skill.sunset} is past "
+                    f"(today {ctx.today}): move it to skills.retired with a ceiling, or change the date",
+                )
+            )
+
+    def must_be(names: dict[str, int], what: str, loc: Loc, name: str) -> None:
+        if name not in names:
+            listed = ", ".join(sorted(names)) or "none"
+            issues.append((loc, f"skill {name!r} is not in skills.{what} (listed: {listed})"))
+
+    up = policy.plans.upskill
+    if up is not None:
+        must_be(retained, "retained", ("plans", "upskill", "skill"), up.skill)
+        if up.data.skill is not None:
+            must_be(retained, "retained", ("plans", "upskill", "data", "skill"), up.data.skill)
+        for j, name in enumerate(up.replay.skills):
+            if name == up.skill:
+                issues.append((("plans", "upskill", "replay", "skills", j), f"{name!r} is the skill being learned; it cannot be replayed"))
+            else:
+                must_be(retained, "retained", ("plans", "upskill", "replay", "skills", j), name)
+        if up.replay.skills and up.replay.ratio == 0:
+            issues.append((("plans", "upskill", "replay", "ratio"), "replay skills are listed but ratio is 0"))
+        if up.replay.ratio > 0 and not up.replay.skills:
+            issues.append((("plans", "upskill", "replay", "skills"), f"ratio is {up.replay.ratio} but no replay skills are listed"))
+
+    down = policy.plans.downskill
+    if down is not None:
+        must_be(retired, "retired", ("plans", "downskill", "skill"), down.skill)
+        for j, name in enumerate(down.retain):
+            must_be(retained, "retained", ("plans", "downskill", "retain", j), name)
+        if down.method in METHODS_NEEDING_RETAIN and not down.retain:
+            issues.append(
+                (("plans", "downskill", "retain"), f"method {down.method!r} has a retain loss: list the retained skills to keep")
+            )
+        allowed = METHOD_OPTIONS.get(down.method, frozenset())
+        for option in sorted(set(METHOD_OPTIONS_ALL) - allowed):
+            if getattr(down.hyperparameters, option) is not None:
+                takes = ", ".join(sorted(allowed)) or "none"
+                issues.append(
+                    (("plans", "downskill", "hyperparameters", option), f"{option} does not apply to method {down.method!r} (its options: {takes})")
+                )
+        hp = down.hyperparameters
+        if hp.eval_every > hp.steps:
+            issues.append((("plans", "downskill", "hyperparameters", "eval_every"), f"eval_every={hp.eval_every} exceeds steps={hp.steps}: no checkpoint would be evaluated"))
+
+    names: set[str] = set()
+    for i, trigger in enumerate(policy.triggers):
+        loc = ("triggers", i)
+        if trigger.name is not None:
+            if trigger.name in names:
+                issues.append((loc + ("name",), f"trigger name {trigger.name!r} is used twice"))
+            names.add(trigger.name)
+        if getattr(policy.plans, trigger.plan) is None:
+            issues.append((loc + ("plan",), f"trigger runs the {trigger.plan} plan but plans.{trigger.plan} is not defined"))
+        if isinstance(trigger, SunsetTrigger):
+            must_be(retired, "retired", loc + ("skill",), trigger.skill)
+            if trigger.plan != "downskill":
+                issues.append((loc + ("plan",), "a sunset trigger retires a skill: its plan must be downskill"))
+            elif down is not None and down.skill != trigger.skill and trigger.skill in retired:
+                issues.append((loc + ("skill",), f"sunset trigger names {trigger.skill!r} but plans.downskill retires {down.skill!r}"))
+
+    gate = policy.gate
+    if gate.harness.k > gate.harness.n_samples:
+        issues.append(
+            (("gate", "harness", "k"), f"pass@{gate.harness.k} needs at least k samples per problem; n_samples is {gate.harness.n_samples}")
+        )
+    approvals = policy.approvals
+    for j, name in enumerate(approvals.approvers):
+        if name in approvals.approvers[:j]:
+            issues.append((("approvals", "approvers", j), f"approver {name!r} is listed twice"))
+    if approvals.required > len(set(approvals.approvers)):
+        issues.append(
+            (("approvals", "required"), f"required={approvals.required} approvals but only {len(set(approvals.approvers))} approver(s) listed")
+        )
+    if gate.harness.max_problems is not None and gate.harness.max_problems < gate.min_probes:
+        issues.append(
+            (("gate", "harness", "max_problems"), f"max_problems={gate.harness.max_problems} is below gate.min_probes={gate.min_probes}: every gate would fail")
+        )
+    return issues
+
+
+METHOD_OPTIONS_ALL = frozenset().union(*METHOD_OPTIONS.values())
+
+
+def _skill_known(loc: Loc, name: str, scorer: str | None, ctx: PolicyContext) -> list[tuple[Loc, str]]:
+    known = ctx.skills.get(name)
+    if scorer is not None:
+        if scorer not in ctx.scorers:
+            return [(loc + ("scorer",), f"unknown scorer {scorer!r}; known scorers: {', '.join(sorted(ctx.scorers))}")]
+        if known is not None and known != scorer:
+            return [(loc + ("scorer",), f"skill {name!r} is scored by {known!r}, not {scorer!r}")]
+        return []
+    if known is None:
+        listed = ", ".join(sorted(ctx.skills)) or "none"
+        return [
+            (loc + ("name",), f"unknown skill {name!r}; known skills: {listed} (declare a new one with `scorer:`)")
+        ]
+    return []
+
+
+__all__ = [
+    "CHECKS",
+    "Approvals",
+    "CronTriggerSpec",
+    "DownskillPlan",
+    "GateSettings",
+    "HarnessSettings",
+    "ManualTrigger",
+    "Plans",
+    "Policy",
+    "PolicyContext",
+    "RetainedSkill",
+    "RetiredSkill",
+    "Retry",
+    "Skills",
+    "SunsetTrigger",
+    "Trigger",
+    "UpskillPlan",
+    "cross_check",
+    "dotted",
+    "next_fire_time",
+]

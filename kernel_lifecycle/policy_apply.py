@@ -1,0 +1,34 @@
+"""Applying a policy: record its exact content and sha256 as the kernel's active snapshot.
+
+Validation happens first (``load_policy`` raises with every located problem), so an invalid
+file is never applied and the previous snapshot stays active.
+"""
+
+from __future__ import annotations
+
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import session_scope
+
+
+def apply_policy(loaded, *, actor: str) -> dict:  # noqa: ANN001 - policy.loader.LoadedPolicy
+    with session_scope() as session:
+        current = repo.active_policy_snapshot(session, kernel=loaded.policy.kernel)
+        if current is not None and current.sha256 == loaded.sha256:
+            return {"kernel": loaded.policy.kernel, "sha256": loaded.sha256, "changed": False, "snapshot": current.id}
+        snapshot = repo.record_policy_snapshot(
+            session,
+            kernel=loaded.policy.kernel,
+            path=str(loaded.path),
+            content=loaded.content.decode("utf-8"),
+            sha256=loaded.sha256,
+            applied_by=actor,
+        )
+        repo.record_audit(
+            session,
+            actor=actor,
+            action="policy_apply",
+            kernel=loaded.policy.kernel,
+            reason=f"{loaded.path} sha256 {loaded.sha256[:12]}",
+            details={"previous_sha256": current.sha256 if current else None},
+        )
+        return {"kernel": loaded.policy.kernel, "sha256": loaded.sha256, "changed": True, "snapshot": snapshot.id}

@@ -1,0 +1,229 @@
+"""Gate runs, approvals and promotion: where measurements become decisions.
+
+- ``run_gate`` compares a candidate's boundary report with the current champion's on the same
+  harness config (re-evaluating the champion when the configs differ), stores the decision in
+  the DB, and writes it onto the MLflow version (``gate.status``, ``gate.report`` tags and the
+  description) so the UI shows why.
+- ``promote`` moves ``champion`` only if the latest gate passed against the *current* champion
+  and the policy's approvals are met; the alias move and its audit row commit together, and a
+  compare-and-set on the champion makes concurrent promotions have one winner. Every attempt,
+  refused ones included, leaves an audit row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from kernel_lifecycle.boundary.report import BoundaryReport
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import session_scope
+from kernel_lifecycle.errors import NotFoundError, RefusedError
+from kernel_lifecycle.registry import client as registry
+
+
+# The MLflow description holds the latest gate verdict, then the job's own description.
+GATE_SEPARATOR = "\n\n---\n\n"
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    policy: object  # kernel_lifecycle.policy.schema.Policy
+    sha256: str
+
+
+def active_policy(kernel: str) -> ActivePolicy:
+    from kernel_lifecycle.policy.loader import parse_policy
+
+    with session_scope() as session:
+        snapshot = repo.active_policy_snapshot(session, kernel=kernel)
+        if snapshot is None:
+            raise NotFoundError(
+                f"no policy applied for kernel {kernel!r}; run `kernel-lifecycle policies apply FILE`"
+            )
+        content, path, sha = snapshot.content, snapshot.path, snapshot.sha256
+    return ActivePolicy(policy=parse_policy(content, source=path), sha256=sha)
+
+
+def load_version_report(kv: registry.KernelVersion) -> BoundaryReport:
+    import mlflow.artifacts
+
+    uri = kv.tags.get("kernel.boundary_report")
+    if not uri:
+        raise RefusedError(f"{kv.ref} has no boundary report; it cannot be gated")
+    text = mlflow.artifacts.load_text(uri)
+    return BoundaryReport.from_json(text)
+
+
+def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: ANN001
+    """Gate ``kernel@version`` against the current champion; returns the stored decision.
+
+    ``reevaluate(kv, harness) -> BoundaryReport`` re-measures the champion under the
+    candidate's harness config when the two differ (scorer parity); the default loads the
+    champion's bundle and runs the boundary evaluation.
+    """
+    from kernel_lifecycle.gates import decide, needs_reevaluation
+
+    active = active_policy(kernel)
+    candidate_kv = registry.get_version(kernel, version)
+    candidate = load_version_report(candidate_kv)
+    with session_scope() as session:
+        champion_version = repo.get_alias(session, kernel=kernel, alias="champion")
+    champion = None
+    if champion_version is not None and champion_version != candidate_kv.version:
+        champion_kv = registry.get_version(kernel, champion_version)
+        champion = load_version_report(champion_kv)
+        if needs_reevaluation(candidate, champion):
+            champion = (reevaluate or _reevaluate)(champion_kv, candidate)
+    manifest = _manifest_of(candidate_kv)
+    decision = decide(candidate, champion, policy_for_version(active.policy, manifest))
+    payload = json.loads(decision.model_dump_json())
+    with session_scope() as session:
+        repo.record_gate_decision(
+            session,
+            kernel=kernel,
+            version=candidate_kv.version,
+            champion_version=champion_version,
+            passed=decision.passed,
+            harness_hash=candidate.harness_hash,
+            policy_sha256=active.sha256,
+            decision=payload,
+        )
+    status = "passed" if decision.passed else "failed"
+    summary = decision.summary()
+    registry.set_version_tag(kernel, candidate_kv.version, "gate.status", status)
+    registry.set_version_tag(kernel, candidate_kv.version, "gate.champion", champion_version or "(none)")
+    registry.set_version_tag(kernel, candidate_kv.version, "gate.report", summary[:4900])
+    job_part = candidate_kv.description.split(GATE_SEPARATOR)[-1]
+    registry.set_version_description(
+        kernel,
+        candidate_kv.version,
+        f"Gate {status.upper()} against champion {champion_version or '(none)'} "
+        f"(policy {active.sha256[:12]}):\n\n{summary}{GATE_SEPARATOR}{job_part}",
+    )
+    return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
+
+
+def _manifest_of(kv: registry.KernelVersion):  # noqa: ANN202
+    from kernel_lifecycle.registry.bundle import verify_bundle
+
+    return verify_bundle(registry.fetch_bundle(kv))
+
+
+def policy_for_version(policy, manifest, today=None):  # noqa: ANN001, ANN201
+    """The policy's rules that apply to this version.
+
+    A retained skill's floor applies once the version claims the skill (v1 of a python kernel is
+    not failed for lacking the technology its upskill adds later); a retired skill's ceiling
+    applies once the version claims to have retired it or its sunset date has passed.
+    """
+    from datetime import date
+
+    today = today or date.today()
+    retained = [s for s in policy.skills.retained if s.name in manifest.retained_skills]
+    retired = [
+        s for s in policy.skills.retired if s.name in manifest.retired_skills or s.sunset <= today
+    ]
+    skills = policy.skills.model_copy(update={"retained": retained, "retired": retired})
+    return policy.model_copy(update={"skills": skills})
+
+
+def _reevaluate(champion_kv: registry.KernelVersion, candidate: BoundaryReport) -> BoundaryReport:
+    from kernel_lifecycle.boundary.inventory import evaluate_version
+
+    return evaluate_version(champion_kv, candidate.harness)
+
+
+def approve(kernel: str, version: str, *, approver: str, note: str | None = None) -> int:
+    """Record an approval from one of the policy's approvers; returns how many the version has."""
+    active = active_policy(kernel)
+    approvers = list(active.policy.approvals.approvers)
+    if approver not in approvers:
+        raise RefusedError(
+            f"{approver!r} is not an approver of {kernel} (policy {active.sha256[:12]} lists: "
+            f"{', '.join(approvers) or 'nobody'})"
+        )
+    registry.get_version(kernel, version)
+    with session_scope() as session:
+        repo.add_approval(session, kernel=kernel, version=version, approver=approver, note=note)
+        repo.record_audit(session, actor=approver, action="approve", kernel=kernel, version=version, reason=note)
+        return len(repo.approvals_for(session, kernel=kernel, version=version))
+
+
+def promote(kernel: str, version: str, *, actor: str, reason: str | None = None, automatic: bool = False) -> dict:
+    """Make ``kernel@version`` champion if its gate and approvals allow it (see module doc)."""
+    try:
+        return _promote(kernel, version, actor=actor, reason=reason, automatic=automatic)
+    except RefusedError as exc:
+        # the refused attempt is part of the audit trail: its own transaction, committed
+        with session_scope() as session:
+            repo.record_audit(
+                session,
+                actor=actor,
+                action="promote",
+                kernel=kernel,
+                version=version,
+                alias="champion",
+                to_version=version,
+                reason=reason,
+                outcome="refused",
+                details={"refusal": str(exc)},
+            )
+        raise
+
+
+def _promote(kernel: str, version: str, *, actor: str, reason: str | None, automatic: bool) -> dict:
+    active = active_policy(kernel)
+    kv = registry.get_version(kernel, version)
+    with session_scope() as session:
+        champion = repo.get_alias(session, kernel=kernel, alias="champion")
+        if champion == kv.version:
+            raise RefusedError(f"{kernel}@{version} is already champion")
+        gate = repo.latest_gate_decision(session, kernel=kernel, version=kv.version)
+        if gate is None:
+            raise RefusedError(f"{kernel}@{version} has not been gated; run `kernel-lifecycle gate {kernel} {version}`")
+        if not gate.passed:
+            raise RefusedError(f"{kernel}@{version} failed its gate: {_first_failure(gate.decision)}")
+        if gate.champion_version != champion:
+            raise RefusedError(
+                f"{kernel}@{version} was gated against champion {gate.champion_version or '(none)'} "
+                f"but the champion is now {champion or '(none)'}; gate it again"
+            )
+        if gate.policy_sha256 != active.sha256:
+            raise RefusedError(
+                f"{kernel}@{version} was gated under policy {str(gate.policy_sha256)[:12]}, "
+                f"the active policy is {active.sha256[:12]}; gate it again"
+            )
+        approvals = active.policy.approvals
+        if automatic:
+            if not approvals.auto_promote:
+                raise RefusedError(f"the policy of {kernel} does not allow automatic promotion")
+        else:
+            allowed = set(approvals.approvers)
+            if allowed and actor not in allowed:
+                raise RefusedError(f"{actor!r} may not promote {kernel}; approvers: {', '.join(sorted(allowed))}")
+            got = {a.approver for a in repo.approvals_for(session, kernel=kernel, version=kv.version)} & allowed
+            if len(got) < approvals.required:
+                raise RefusedError(
+                    f"{kernel}@{version} has {len(got)} of {approvals.required} required approvals; "
+                    f"`kernel-lifecycle approve {kernel} {version} --actor NAME`"
+                )
+        previous = registry.move_alias(
+            session,
+            name=kernel,
+            alias="champion",
+            version=kv.version,
+            actor=actor,
+            reason=reason,
+            action="promote",
+            expected=champion,
+            details={"gate_id": gate.id, "policy_sha256": active.sha256, "automatic": automatic},
+        )
+    return {"kernel": kernel, "champion": kv.version, "previous": previous, "actor": actor}
+
+
+def _first_failure(decision: dict) -> str:
+    for reason in decision.get("reasons", []):
+        if not reason.get("passed", True):
+            return reason.get("message", "")
+    return "see `kernel-lifecycle kernels show`"
