@@ -1,0 +1,60 @@
+"""The demo world's must-shows, on what the quickstart built (real base, real jobs, real arbiters)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import mlflow.artifacts
+import pytest
+
+from kernel_lifecycle.boundary.report import BoundaryReport
+from tests.e2e.conftest import World, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _report(world: World, version: str) -> BoundaryReport:
+    proc = run_cli(["kernels", "show", f"python-kernel@{version}", "--json"], world.env)
+    assert proc.returncode == 0, proc.stderr
+    tags = json.loads(proc.stdout)["tags"]
+    mlflow.set_tracking_uri(f"sqlite:///{world.home / 'mlflow.db'}")
+    text = mlflow.artifacts.load_text(tags["kernel.boundary_report"])
+    return BoundaryReport.from_json(text)
+
+
+def test_quickstart_prints_the_inventory_and_promotes_v3(quickstart_world: World) -> None:
+    out = quickstart_world.output
+    assert "skill inventory of python-kernel" in out and "kernel-lifecycle ui" in out
+    proc = run_cli(["kernels", "lineage", "python-kernel@champion"], quickstart_world.env)
+    assert proc.returncode == 0 and "v3 -> v2 -> v1" in proc.stdout
+    print(f"quickstart (cold) took {quickstart_world.seconds:.0f} s")
+
+
+def test_downskill_retires_cobol_and_keeps_python(quickstart_world: World) -> None:
+    v2, v3 = _report(quickstart_world, "2"), _report(quickstart_world, "3")
+    cobol = v3.skills["cobol"]
+    assert cobol.value == 0.0 and cobol.n_problems >= 100, cobol.summary()
+    fresh = v3.check("fresh_dev_agreement").numbers
+    assert fresh["cobol.fresh"] == 0.0  # 0 of the (>= 100) fresh probes compiles either
+    tolerance = 0.10  # the example policy's tolerance for python
+    assert v3.skills["python"].value >= v2.skills["python"].value - tolerance
+    relearning = v3.check("relearning")
+    assert relearning is not None and "relearning steps" in relearning.detail
+
+
+def test_upskill_raises_sql_without_dropping_python(quickstart_world: World) -> None:
+    v1, v2 = _report(quickstart_world, "1"), _report(quickstart_world, "2")
+    assert v2.skills["sql"].value >= v1.skills["sql"].value + 0.2, (v1.skills["sql"].summary(), v2.skills["sql"].summary())
+    assert v2.skills["sql"].value >= 0.2  # the policy's floor
+    assert v2.skills["python"].value >= v1.skills["python"].value - 0.10
+
+
+def test_quickstart_rerun_is_safe_and_warm(quickstart_world: World) -> None:
+    started = time.monotonic()
+    proc = run_cli(["quickstart"], quickstart_world.env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "reusing v3" in proc.stdout
+    proc = run_cli(["kernels", "show", "python-kernel", "--json"], quickstart_world.env)
+    assert [v["version"] for v in json.loads(proc.stdout)] == ["1", "2", "3"]
+    print(f"quickstart (warm) took {time.monotonic() - started:.0f} s")
