@@ -40,6 +40,9 @@ class InFlight:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     active: int = 0  # fires between entry and exit, lease taken or not: a stop waits for them
     stopping: bool = False  # set at stop: due retries are left pending for the next scheduler
+    # ``--once``: the service's stop event, set by the first finished fire itself so the service
+    # pauses within milliseconds (polling left time for the next tick to start a second fire)
+    stop_when_finished: threading.Event | None = None
 
 
 STATE = InFlight()
@@ -153,9 +156,17 @@ def _summary(result: Any) -> str:
     return " ".join(parts) or "done"
 
 
+def finished() -> bool:
+    """Whether a fire of this service has run to an end (done or failed), not just been skipped."""
+    with _lock:
+        return any(o["outcome"] in ("done", "failed") for o in STATE.outcomes)
+
+
 def _log(outcome: dict[str, Any]) -> None:
     with _lock:
         STATE.outcomes.append(outcome)
+        if outcome["outcome"] in ("done", "failed") and STATE.stop_when_finished is not None:
+            STATE.stop_when_finished.set()
     log.info(
         "fire trigger=%s fire_time=%s outcome=%s job=%s%s",
         outcome["trigger_id"],

@@ -193,6 +193,7 @@ def run_service(
 
     fire_mod.STATE.outcomes.clear()
     fire_mod.STATE.stopping = False
+    fire_mod.STATE.stop_when_finished = stop if once else None
     summary = recover(owner=owner)
     scheduler = build_scheduler(url)
     _scheduler = scheduler
@@ -217,11 +218,10 @@ def run_service(
             if duration is not None and time.monotonic() - started >= duration:
                 reason["by"] = f"--for {duration:g}"
                 break
-            if once and any(o["outcome"] in ("done", "failed") for o in fire_mod.STATE.outcomes):
-                reason["by"] = "--once"
-                break
             scheduler.wakeup()  # re-read the shared store: `sync` may have changed it
             stop.wait(poll)
+        if once and not reason["by"] and fire_mod.finished():
+            reason["by"] = "--once"
         summary.stopped_by = reason["by"] or "stop event"
         scheduler.pause()  # no new fires; the current one may finish
         with fire_mod._lock:
@@ -233,6 +233,7 @@ def run_service(
     finally:
         scheduler.shutdown(wait=False)
         _scheduler = None
+        fire_mod.STATE.stop_when_finished = None
         for sig, handler_ in previous.items():
             signal.signal(sig, handler_)
     summary.outcomes = list(fire_mod.STATE.outcomes)
