@@ -30,6 +30,7 @@ def test_a_running_scheduler_picks_up_what_sync_adds(migrated_db: str, apply_pol
     thread = threading.Thread(
         target=lambda: result.setdefault("summary", run_service(handler=db_job, poll=0.2, stop_event=stop, install_signals=False))
     )
+    fire_mod.STATE.outcomes.clear()  # an earlier test's outcomes must not end the wait below
     thread.start()
     try:
         time.sleep(1.0)  # running, with an empty store
@@ -85,14 +86,17 @@ def test_a_running_scheduler_heals_a_dead_peers_fire(migrated_db: str, apply_pol
             "summary", run_service(handler=db_job, poll=0.2, stop_event=stop, install_signals=False, recover_every=0.5)
         )
     )
+    fire_mod.STATE.outcomes.clear()  # an earlier test's outcomes must not end the wait below
     thread.start()
     try:
         time.sleep(0.8)
-        assert leases.try_acquire(trigger_id="peer:n:downskill", fire_time=when, owner=dead)
+        # the job first, then the lease, as a fire does: a recovery between the two writes
+        # must find the lease *with* its job (lease first let it fail a job-less lease)
         with session_scope() as session:
             job = repo.create_job(session, kind="downskill", kernel="peer", trigger_id=leases.run_id("peer:n:downskill", when), owner=dead)
             repo.transition(session, job=job, to_state="running")
             job_id = job.id
+        assert leases.try_acquire(trigger_id="peer:n:downskill", fire_time=when, owner=dead)
         deadline = time.monotonic() + 20
         while not any(o["trigger_id"] == "peer:n:downskill#retry1" for o in fire_mod.STATE.outcomes) and time.monotonic() < deadline:
             time.sleep(0.2)
