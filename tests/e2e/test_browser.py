@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ARTIFACTS, World
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("quickstart-world")]  # see test_quickstart
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

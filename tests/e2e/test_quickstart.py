@@ -11,7 +11,9 @@ import pytest
 from kernel_lifecycle.boundary.report import BoundaryReport
 from tests.e2e.conftest import World, run_cli
 
-pytestmark = pytest.mark.slow
+# one worker builds the quickstart world (a session fixture is per xdist worker: two cold
+# quickstarts at once doubled the load during the heaviest part of the suite)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quickstart-world")]
 
 
 def _report(world: World, version: str) -> BoundaryReport:
