@@ -19,6 +19,15 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
+def _save(fig, path: Path) -> Path:  # noqa: ANN001
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_curves(
     history: History,
     *,
@@ -70,12 +79,7 @@ def plot_curves(
         # outside the axes: inside it would hide the thresholds or the curves it explains
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_inventory(inventory: Mapping[str, Mapping[str, SkillMetrics]], *, path: Path, title: str) -> Path:
@@ -109,9 +113,4 @@ def plot_inventory(inventory: Mapping[str, Mapping[str, SkillMetrics]], *, path:
     ax.set_ylabel("pass / compile rate")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

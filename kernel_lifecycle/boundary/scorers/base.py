@@ -83,6 +83,16 @@ def describe_no_verdict(outcome: Outcome) -> str:
     return f"failed: exited without a verdict (status {outcome.exit_code})"
 
 
+def result_of(outcome: Outcome) -> str:
+    """The verdict line of a program run under a harness: its signal ("passed", "failed: ..."),
+    "timed out", or why it ended without one."""
+    if outcome.timed_out:
+        return "timed out"
+    if outcome.signal is not None:
+        return outcome.signal
+    return describe_no_verdict(outcome)
+
+
 def read_samples(path: Path) -> list[Sample]:
     """Samples from a JSONL file in HumanEval's sample format (extra keys ignored).
 

@@ -25,7 +25,7 @@ from kernel_lifecycle.boundary.scorers.base import (
     Sample,
     Scorer,
     Verdict,
-    describe_no_verdict,
+    result_of,
 )
 
 
@@ -47,12 +47,7 @@ class PythonTestsScorer(Scorer):
         outcomes = run_batch(jobs, workers=workers, limits=self.limits, mode=self.mode)
         verdicts = []
         for sample, outcome in zip(samples, outcomes):
-            if outcome.timed_out:
-                result = "timed out"
-            elif outcome.signal is not None:
-                result = outcome.signal
-            else:
-                result = describe_no_verdict(outcome)
+            result = result_of(outcome)
             verdicts.append(Verdict(task_id=sample.task_id, passed=result == "passed", result=result,
                                     no_code=not sample.completion.strip()))
         return verdicts

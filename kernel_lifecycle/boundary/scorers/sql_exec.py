@@ -20,7 +20,7 @@ from kernel_lifecycle.boundary.scorers.base import (
     SampleFormatError,
     Scorer,
     Verdict,
-    describe_no_verdict,
+    result_of,
 )
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -86,11 +86,6 @@ class SqlExecScorer(Scorer):
             if outcome is None:
                 verdicts.append(Verdict(task_id=sample.task_id, passed=False, result="no code", no_code=True))
                 continue
-            if outcome.timed_out:
-                result = "timed out"
-            elif outcome.signal is not None:
-                result = outcome.signal
-            else:
-                result = describe_no_verdict(outcome)
+            result = result_of(outcome)
             verdicts.append(Verdict(task_id=sample.task_id, passed=result == "passed", result=result))
         return verdicts
