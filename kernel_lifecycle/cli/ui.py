@@ -18,16 +18,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ui_command(port: int | None = None) -> list[str]:
-    from kernel_lifecycle.settings import get_settings
-
-    settings = get_settings()
-    settings.ensure_home()
+def ui_command(store: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", settings.tracking_uri,
+        "--backend-store-uri", store,
         "--host", "127.0.0.1",
-        "--port", str(port or free_port()),
+        "--port", str(port),
         # one person browsing: MLflow's default of 4 workers costs ~1 GB and the cores jobs use
         "--workers", "1",
     ]
@@ -43,10 +39,14 @@ def ui_env() -> dict[str, str]:
 
 def ui(port: int = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one).")) -> None:
     """Start the MLflow UI on the embedded store (loopback only); Ctrl-C stops it."""
-    command = ui_command(port)
-    console.print(f"MLflow UI: http://127.0.0.1:{command[command.index('--port') + 1]}  (store {command[5]})")
+    from kernel_lifecycle.settings import get_settings
+
+    settings = get_settings()
+    settings.ensure_home()
+    port = port or free_port()
+    console.print(f"MLflow UI: http://127.0.0.1:{port}  (store {settings.tracking_uri})")
     try:
-        raise typer.Exit(subprocess.call(command, env=ui_env()))
+        raise typer.Exit(subprocess.call(ui_command(settings.tracking_uri, port), env=ui_env()))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

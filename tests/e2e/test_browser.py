@@ -4,7 +4,6 @@ promoted version's page shows its lineage tags, its gate status and its boundary
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from kernel_lifecycle.cli.ui import free_port
 from tests.e2e.conftest import ARTIFACTS, World
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("quickstart-world")]  # see test_quickstart
@@ -23,15 +23,9 @@ FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def ui(quickstart_world: World):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "kernel_lifecycle.cli", "ui", "--port", str(port)], env=quickstart_world.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.settings import get_settings
 from tests.factories import make_bundle, make_tiny_base
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, postgres_available: 
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    port = _free_port()
+    port = free_port()
     root = tmp_path_factory.mktemp("server")
     env = {
         **os.environ,
