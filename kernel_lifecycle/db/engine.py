@@ -7,6 +7,7 @@ missing-column traceback halfway through a job.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +89,7 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@functools.cache  # the scripts ship with the code; every session checks against the head
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 

@@ -98,6 +98,11 @@ def list_jobs(session: Session, *, kernel: str | None = None, limit: int = 50) -
     return list(session.scalars(query))
 
 
+def job_for_run(session: Session, run: str) -> Job | None:
+    """The newest job started under a trigger's run id (``kl_jobs.trigger_id``), if any."""
+    return session.scalars(select(Job).where(Job.trigger_id == run).order_by(Job.created_at.desc())).first()
+
+
 def owner_alive(owner: str | None) -> bool:
     """Whether the ``host:pid`` owner still runs; another host's owner is presumed alive."""
     if not owner or ":" not in owner:

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
+from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.db.models import Job
-from kernel_lifecycle.db.repo import process_owner
 from kernel_lifecycle.scheduler import leases
 
 log = logging.getLogger("kernel_lifecycle.scheduler")
@@ -64,7 +62,7 @@ def resolve_handler(ref: str | Handler | None = None) -> Handler:
 
 def _job_of(run: str) -> Job | None:
     with session_scope() as session:
-        return session.scalars(select(Job).where(Job.trigger_id == run).order_by(Job.created_at.desc())).first()
+        return repo.job_for_run(session, run)
 
 
 def fire(
@@ -102,7 +100,7 @@ def _fire(
 ) -> dict[str, Any]:
     if scheduled_fire_time is None:  # APScheduler's own executors do not pass it
         raise RuntimeError("fire() runs under LeaseExecutor, which passes scheduled_fire_time")
-    owner = process_owner()
+    owner = repo.process_owner()
     when = leases.as_utc(scheduled_fire_time)
     run = leases.run_id(trigger_id, when)
     outcome: dict[str, Any] = {"trigger_id": trigger_id, "fire_time": when.isoformat(), "kernel": kernel, "plan": plan}
@@ -156,16 +154,21 @@ def _summary(result: Any) -> str:
     return " ".join(parts) or "done"
 
 
+def _ended(outcome: dict[str, Any]) -> bool:
+    """Whether the fire ran to an end (done or failed), not just skipped or missed."""
+    return outcome["outcome"] in ("done", "failed")
+
+
 def finished() -> bool:
-    """Whether a fire of this service has run to an end (done or failed), not just been skipped."""
+    """Whether a fire of this service has run to an end."""
     with _lock:
-        return any(o["outcome"] in ("done", "failed") for o in STATE.outcomes)
+        return any(map(_ended, STATE.outcomes))
 
 
 def _log(outcome: dict[str, Any]) -> None:
     with _lock:
         STATE.outcomes.append(outcome)
-        if outcome["outcome"] in ("done", "failed") and STATE.stop_when_finished is not None:
+        if _ended(outcome) and STATE.stop_when_finished is not None:
             STATE.stop_when_finished.set()
     log.info(
         "fire trigger=%s fire_time=%s outcome=%s job=%s%s",

@@ -25,23 +25,21 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from kernel_lifecycle.db.engine import session_scope
-from kernel_lifecycle.db.repo import owner_alive
-from kernel_lifecycle.db.models import Job, SchedulerLease, utcnow
+from kernel_lifecycle.db.repo import job_for_run, owner_alive
+from kernel_lifecycle.db.models import SchedulerLease, utcnow
 
 RETRY_MARK = "#retry"
 _RETRY = re.compile(r"^(?P<base>.*)#retry(?P<n>\d+)$")
 
 
 def as_utc(value: datetime) -> datetime:
-    """UTC, tz-aware, whole microseconds as stored. SQLite returns naive datetimes: they are UTC."""
+    """UTC, tz-aware, whole microseconds as stored. SQLite returns naive datetimes: they are UTC.
+
+    Fire times are stored in UTC so the primary key compares equal on SQLite (which drops the
+    offset) and PostgreSQL."""
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
-
-
-def _db_time(value: datetime) -> datetime:
-    # stored in UTC so the primary key compares equal on SQLite (which drops the offset) and PG
-    return as_utc(value)
 
 
 def run_id(trigger_id: str, fire_time: datetime) -> str:
@@ -98,7 +96,7 @@ def _insert(row: SchedulerLease) -> bool:
 def try_acquire(*, trigger_id: str, fire_time: datetime, owner: str) -> bool:
     """Take the lease of one fire; False when another process holds (or held) it."""
     return _insert(
-        SchedulerLease(trigger_id=trigger_id, fire_time=_db_time(fire_time), owner=owner, status="running")
+        SchedulerLease(trigger_id=trigger_id, fire_time=as_utc(fire_time), owner=owner, status="running")
     )
 
 
@@ -106,7 +104,7 @@ def release(
     *, trigger_id: str, fire_time: datetime, status: str, job_id: str | None = None, message: str | None = None
 ) -> None:
     with session_scope() as session:
-        row = session.get(SchedulerLease, (trigger_id, _db_time(fire_time)))
+        row = session.get(SchedulerLease, (trigger_id, as_utc(fire_time)))
         if row is None:
             return
         row.status = status
@@ -120,7 +118,7 @@ def record_missed(*, trigger_id: str, fire_time: datetime, owner: str, message: 
     return _insert(
         SchedulerLease(
             trigger_id=trigger_id,
-            fire_time=_db_time(fire_time),
+            fire_time=as_utc(fire_time),
             owner=owner,
             status="missed",
             released_at=utcnow(),
@@ -144,7 +142,7 @@ def add_retry(
     ok = _insert(
         SchedulerLease(
             trigger_id=nxt,
-            fire_time=_db_time(fire_time),
+            fire_time=as_utc(fire_time),
             owner=owner,
             status="pending",
             acquired_at=due,
@@ -170,7 +168,7 @@ def claim_retry(*, trigger_id: str, fire_time: datetime, owner: str) -> bool:
             update(SchedulerLease)
             .where(
                 SchedulerLease.trigger_id == trigger_id,
-                SchedulerLease.fire_time == _db_time(fire_time),
+                SchedulerLease.fire_time == as_utc(fire_time),
                 SchedulerLease.status == "pending",
             )
             .values(status="running", owner=owner, acquired_at=utcnow())
@@ -199,9 +197,7 @@ def fail_orphaned_leases(*, reason: str) -> list[Orphan]:
         candidates = [(r.trigger_id, r.fire_time, r.owner, r.job_id) for r in rows if not owner_alive(r.owner)]
     for trigger_id, fire_time, owner, job_id in candidates:
         with session_scope() as session:
-            job = session.scalars(
-                select(Job).where(Job.trigger_id == run_id(trigger_id, as_utc(fire_time))).order_by(Job.created_at.desc())
-            ).first()
+            job = job_for_run(session, run_id(trigger_id, as_utc(fire_time)))
             job_id = job_id or (job.id if job else None)
             detail = f"; job {job_id} {job.state}: {job.error}" if job is not None else "; no job was started"
             message = f"{reason} (owner {owner}){detail}"[:2000]

@@ -21,8 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kernel_lifecycle.db import repo
-from kernel_lifecycle.db.engine import ensure_current, session_scope
-from kernel_lifecycle.db.models import Job
+from kernel_lifecycle.db.engine import ensure_current, redact, session_scope
 from kernel_lifecycle.scheduler import fire as fire_mod
 from kernel_lifecycle.scheduler import leases
 from kernel_lifecycle.settings import get_settings
@@ -163,7 +162,6 @@ def build_scheduler(url: str):  # noqa: ANN201
 
 def run_service(
     *,
-    url: str | None = None,
     handler: str | Callable[..., Any] | None = None,
     once: bool = False,
     duration: float | None = None,
@@ -173,9 +171,11 @@ def run_service(
     install_signals: bool = True,
     recover_every: float = 30.0,
 ) -> RunSummary:
-    """Run the scheduler until a signal, ``duration`` seconds, or (``once``) one finished fire."""
+    """Run the scheduler until a signal, ``duration`` seconds, or (``once``) one finished fire.
+
+    The job store, the leases and the jobs all live in the configured lifecycle DB."""
     global _scheduler
-    url = url or get_settings().db_url
+    url = get_settings().db_url
     ensure_current(url)
     fire_mod.set_handler(handler or fire_mod.DEFAULT_HANDLER)
     owner = repo.process_owner()
@@ -198,7 +198,7 @@ def run_service(
     scheduler = build_scheduler(url)
     _scheduler = scheduler
     scheduler.start()
-    log.info("scheduler %s started on %s: %d job(s)", owner, _redact(url), len(scheduler.get_jobs("default")))
+    log.info("scheduler %s started on %s: %d job(s)", owner, redact(url), len(scheduler.get_jobs("default")))
     started = time.monotonic()
     recovered_at = started
     queued: set[tuple[str, datetime]] = set()
@@ -269,10 +269,8 @@ def _fail_in_flight(reason: str, owner: str) -> list[str]:
     abandoned = []
     runs = []
     for (trigger_id, when), run in in_flight.items():
-        from sqlalchemy import select
-
         with session_scope() as session:
-            job = session.scalars(select(Job).where(Job.trigger_id == run)).first()
+            job = repo.job_for_run(session, run)
             job_id = job.id if job else None
             if job is not None and job.state in repo.UNFINISHED:
                 repo.transition(session, job=job, to_state="failed", message=reason)
@@ -286,9 +284,3 @@ def _fail_in_flight(reason: str, owner: str) -> list[str]:
         abandoned.append(run)
     _terminate_runs(runs)
     return abandoned
-
-
-def _redact(url: str) -> str:
-    from kernel_lifecycle.db.engine import redact
-
-    return redact(url)
