@@ -75,9 +75,13 @@ def _metrics(
 @dataclass
 class _Run:
     metrics: SkillMetrics
-    probes: list[Probe]
     generations: list[list[Generation]]
     verdicts: list  # flat, in (problem, sample) order, as the scorer returned them
+
+
+def _first(skill: Skill, split: str, max_problems: int | None) -> list[Probe]:
+    """The first ``max_problems`` probes of a split (all of them for None or 0)."""
+    return skill.probes(split)[:max_problems or None]  # type: ignore[arg-type]
 
 
 def _run(
@@ -85,7 +89,7 @@ def _run(
     n_samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, k: int = 1, seed: int = 0,
     reuse: _Run | None = None,
 ) -> _Run:  # noqa: ANN001
-    probes = skill.probes(split)[:max_problems] if max_problems else skill.probes(split)  # type: ignore[arg-type]
+    probes = _first(skill, split, max_problems)
     judge = scorer(skill.scorer)
     if reuse is not None and temperature == 0.0:
         # Greedy decoding is deterministic: a generation that ended before the old budget is
@@ -108,7 +112,7 @@ def _run(
             n_samples=n_samples, temperature=temperature, top_p=top_p, seed=seed,
         )
         verdicts = judge.score(_samples(probes, generations))
-    return _Run(_metrics(skill, split, probes, generations, verdicts, k), probes, generations, verdicts)
+    return _Run(_metrics(skill, split, probes, generations, verdicts, k), generations, verdicts)
 
 
 def measure_skill(
@@ -117,6 +121,19 @@ def measure_skill(
 ) -> SkillMetrics:  # noqa: ANN001
     """Greedy pass/compile rate of one skill on the first ``max_problems`` probes of a split."""
     return _run(model, tokenizer, skill, split, max_problems=max_problems, max_new_tokens=max_new_tokens, seed=seed).metrics
+
+
+def measure_skills(
+    model, tokenizer, skills: Mapping[str, Skill], *, split: str = "dev", max_problems: int | None = None,
+    max_new_tokens: int = 160, seed: int = 0,
+) -> dict[str, SkillMetrics]:  # noqa: ANN001
+    """:func:`measure_skill` for each skill: a job's per-checkpoint curves, an inventory."""
+    return {
+        name: measure_skill(
+            model, tokenizer, skill=skill, split=split, max_problems=max_problems, max_new_tokens=max_new_tokens, seed=seed
+        )
+        for name, skill in skills.items()
+    }
 
 
 def reference_controls(skills: Mapping[str, Skill], split: str, n: int = 8) -> dict[str, tuple[int, int]]:
@@ -135,7 +152,7 @@ def oracle_metrics(skill: Skill, split: str = "dev", *, max_problems: int | None
     this is the positive control of the whole path (samples, scorer call, per-problem counts,
     intervals), not just of the scorer.
     """
-    probes = skill.probes(split)[:max_problems] if max_problems else skill.probes(split)  # type: ignore[arg-type]
+    probes = _first(skill, split, max_problems)
     generations = [[Generation(text=p.canonical_solution, n_tokens=0, truncated=False, mean_entropy=float("nan"))] for p in probes]
     verdicts = scorer(skill.scorer).score(_samples(probes, generations))
     return _metrics(skill, split, probes, generations, verdicts, 1)

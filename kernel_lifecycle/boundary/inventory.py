@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
-from kernel_lifecycle.boundary.skills import Skill, demo_skills, get_skill
+from kernel_lifecycle.boundary.skills import Skill, demo_skills, skills_named
 
 INVENTORY_COLUMNS = ["skill", "metric", "value", "95% interval", "entropy", "truncated"]
 DIFF_COLUMNS = ["skill", "metric", "before", "after", "change", "95% interval of change", "sig."]
@@ -41,9 +41,9 @@ def inventory_report(
         from kernel_lifecycle.errors import NotFoundError
 
         raise NotFoundError("no skills to measure: KL_SKILLS_DIR names no folder with skill.json files")
-    bare = harness.model_copy(update={"scorers": {}, "probe_digests": {}})
+    # (evaluate_kernel records the scorers' versions and the probe digests itself)
     return evaluate_kernel(
-        model, tokenizer, kernel=kernel, version=version, skills=skills, harness=bare, progress=progress
+        model, tokenizer, kernel=kernel, version=version, skills=skills, harness=harness, progress=progress
     )
 
 
@@ -67,21 +67,20 @@ def evaluate_version(kv, harness: HarnessConfig) -> BoundaryReport:  # noqa: ANN
     loaded = _load(kv)
     return inventory_report(
         loaded.model, loaded.tokenizer, kernel=kv.name, version=kv.version, harness=harness,
-        skills={n: get_skill(n) for n in names},
+        skills=skills_named(names),
     )
 
 
-def measure_version(kv, *, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 160) -> dict[str, SkillMetrics]:  # noqa: ANN001
-    """Every known skill on one version, greedy, first ``max_problems`` probes, no checks (cheap)."""
-    from kernel_lifecycle.boundary.evaluate import measure_skill
+def measure_version(
+    kv, skills: Mapping[str, Skill], *, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 160  # noqa: ANN001
+) -> dict[str, SkillMetrics]:
+    """``skills`` on one version, greedy, first ``max_problems`` probes, no checks (cheap)."""
+    from kernel_lifecycle.boundary.evaluate import measure_skills
 
     loaded = _load(kv)
-    return {
-        name: measure_skill(
-            loaded.model, loaded.tokenizer, skill=skill, split=split, max_problems=max_problems, max_new_tokens=max_new_tokens
-        )
-        for name, skill in demo_skills().items()
-    }
+    return measure_skills(
+        loaded.model, loaded.tokenizer, skills, split=split, max_problems=max_problems, max_new_tokens=max_new_tokens
+    )
 
 
 def _interval(m: SkillMetrics) -> str:
@@ -100,11 +99,6 @@ def inventory_rows(report: BoundaryReport) -> list[list[str]]:
         [name, m.metric, _value(m), _interval(m), f"{m.mean_entropy:.2f}", f"{100 * m.truncation_rate:.0f}%"]
         for name, m in sorted(report.skills.items())
     ]
-
-
-def significant_change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> bool:
-    """A change the measurement can stand behind: see :func:`change`."""
-    return change(a, b, seed=seed)[3]
 
 
 def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, float, float, bool]:
@@ -161,22 +155,22 @@ def inventory_table(
     kernel: str, versions: Sequence[str], *, max_problems: int = 40, max_new_tokens: int = 160, console=None  # noqa: ANN001
 ) -> dict:
     """Measure every version (cheap: no checks), print them side by side, plot the inventory."""
-    from kernel_lifecycle.boundary.metrics import describe_rate
     from kernel_lifecycle.boundary.plot import plot_inventory
     from kernel_lifecycle.cli.output import print_table
     from kernel_lifecycle.registry.client import get_version
     from kernel_lifecycle.settings import get_settings
 
+    skills = demo_skills()
     inventory = {
-        v: measure_version(get_version(kernel, v), max_problems=max_problems, max_new_tokens=max_new_tokens) for v in versions
+        v: measure_version(get_version(kernel, v), skills, max_problems=max_problems, max_new_tokens=max_new_tokens)
+        for v in versions
     }
-    skills = sorted({s for metrics in inventory.values() for s in metrics})
     rows = []
-    for skill in skills:
+    for skill in sorted({s for metrics in inventory.values() for s in metrics}):
         row = [skill]
         for metrics in inventory.values():
             m = metrics.get(skill)
-            row.append("-" if m is None else f"{describe_rate(m.value, m.ci_high, m.n_problems)} {_interval(m)}")
+            row.append("-" if m is None else f"{_value(m)} {_interval(m)}")
         rows.append(row)
     print_table(
         f"skill inventory of {kernel} (dev, first {max_problems} probes per skill, greedy)",

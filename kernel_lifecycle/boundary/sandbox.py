@@ -320,15 +320,7 @@ class _Runner:
         del self.running[run.pidfd]
         # every writer is dead now: drain what is left, then close
         os.set_blocking(run.out_r, True)
-        while run.out_open:
-            chunk = os.read(run.out_r, 65536)
-            if not chunk:
-                self.sel.unregister(run.out_r)
-                run.out_open = False
-            else:
-                room = self.cap - len(run.output)
-                if room > 0:
-                    run.output += chunk[:room]
+        self.read_output(run)
         os.close(run.out_r)
         try:
             raw = os.read(run.sig_r, 4096)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -101,9 +102,11 @@ def demo_skills(root: Path | None = None) -> dict[str, Skill]:
     }
 
 
-def get_skill(name: str, root: Path | None = None) -> Skill:
+def skills_named(names: Sequence[str], root: Path | None = None) -> dict[str, Skill]:
+    """The named skills, read from one scan of the folder; an unknown name is a clear error."""
     skills = demo_skills(root)
-    if name not in skills:
-        known = ", ".join(sorted(skills)) or "none"
-        raise NotFoundError(f"unknown skill {name!r}; known skills: {known}")
-    return skills[name]
+    for name in names:
+        if name not in skills:
+            known = ", ".join(sorted(skills)) or "none"
+            raise NotFoundError(f"unknown skill {name!r}; known skills: {known}")
+    return {name: skills[name] for name in names}

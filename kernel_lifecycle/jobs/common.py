@@ -7,10 +7,10 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
-from kernel_lifecycle.boundary.skills import Skill, get_skill
+from kernel_lifecycle.boundary.skills import Skill, skills_named
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.registry.bundle import AdapterEntry, Manifest, write_bundle
 
@@ -23,15 +23,18 @@ class Thresholds:
     ceilings: dict[str, float] = field(default_factory=dict)  # retired skill -> max upper bound
     tolerance: dict[str, float] = field(default_factory=dict)  # retained skill -> allowed drop
 
+    DEFAULT: ClassVar[float] = 0.05  # ceiling and allowed drop of a skill not named above
+
+    def ceiling(self, skill: str) -> float:
+        return self.ceilings.get(skill, self.DEFAULT)
+
+    def allowed_drop(self, skill: str) -> float:
+        return self.tolerance.get(skill, self.DEFAULT)
+
     def as_roles(self) -> dict[str, tuple[str, float]]:
         roles = {name: ("retained", value) for name, value in self.floors.items()}
         roles.update({name: ("retired", value) for name, value in self.ceilings.items()})
         return roles
-
-
-def skills_named(names: list[str]) -> dict[str, Skill]:
-    """Look every skill up before any work starts (unknown name: a clear error)."""
-    return {name: get_skill(name) for name in names}
 
 
 def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, Skill]:
@@ -57,26 +60,6 @@ def log_data_inputs(ctx, skills: dict[str, Skill], split: str = "train") -> dict
         digests[f"{name}/{split}"] = digest
         ctx.log_dataset(f"{name}/{split}", digest, str(skill.root / f"{split}.jsonl"))
     return digests
-
-
-def measure(
-    model, tokenizer, skills: dict[str, Skill], *, split: str, max_problems: int, max_new_tokens: int, seed: int = 0
-) -> dict[str, SkillMetrics]:  # noqa: ANN001
-    """The per-checkpoint measurement: each skill on a fixed subset of a split, greedy."""
-    from kernel_lifecycle.boundary.evaluate import measure_skill
-
-    return {
-        name: measure_skill(
-            model,
-            tokenizer,
-            skill=skill,
-            split=split,
-            max_problems=max_problems,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-        )
-        for name, skill in skills.items()
-    }
 
 
 def final_report(
@@ -182,11 +165,12 @@ class Curves:
 
         import torch
 
+        from kernel_lifecycle.boundary.evaluate import measure_skills
         from kernel_lifecycle.boundary.tracking import log_step_metrics
 
         model.eval()
         with torch.inference_mode():
-            metrics = measure(
+            metrics = measure_skills(
                 model, self.tokenizer, self.skills, split="dev", max_problems=self.max_problems,
                 max_new_tokens=self.max_new_tokens, seed=self.seed,
             )

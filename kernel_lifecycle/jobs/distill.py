@@ -108,12 +108,13 @@ def kd_loss(teacher, temperature: float, alpha: float):  # noqa: ANN001, ANN201
     import torch.nn.functional as F
 
     from kernel_lifecycle.training.data import IGNORE_INDEX
+    from kernel_lifecycle.training.losses import next_token_targets
 
     def loss_fn(student, batch):  # noqa: ANN001, ANN202
         logits = student(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
         with torch.no_grad():
             teacher_logits = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
-        targets = F.pad(batch.labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # position t predicts t+1
+        targets = next_token_targets(batch.labels)
         mask = targets != IGNORE_INDEX
         ce = F.cross_entropy(logits[mask], targets[mask])
         kl = F.kl_div(

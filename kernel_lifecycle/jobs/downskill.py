@@ -50,13 +50,12 @@ class DownskillSpec:
 
 def validate(spec: DownskillSpec) -> None:
     """Refuse bad input before any model is loaded or any row is written."""
-    from kernel_lifecycle.unlearning import check_method, get_method
+    from kernel_lifecycle.unlearning import get_method
 
-    check_method(spec.method)
-    get_method(spec.method, **spec.method_options)  # unknown options fail here too
+    get_method(spec.method, **spec.method_options)  # unknown names and options fail here
     if spec.skill in spec.retain:
         raise JobError(f"skill {spec.skill!r} cannot be both retired and retained")
-    for name, skill in common.skills_named([spec.skill, *spec.retain]).items():
+    for skill in common.skills_named([spec.skill, *spec.retain]).values():
         common.require_train_data(skill)
     if spec.steps < 1 or spec.eval_every < 1:
         raise JobError("steps and eval_every must be at least 1")
@@ -65,12 +64,9 @@ def validate(spec: DownskillSpec) -> None:
 def choose_boundary(curves: common.Curves, spec: DownskillSpec) -> int | None:
     """The first checkpoint with the retired skill at its ceiling and retained ones in tolerance."""
     start = curves.history[0][1]
-    ceiling = spec.thresholds.ceilings.get(spec.skill, 0.05)
     for step, metrics in curves.history[1:]:
-        forgotten = metrics[spec.skill].ci_high <= ceiling
-        kept = all(
-            metrics[name].value >= start[name].value - spec.thresholds.tolerance.get(name, 0.05) for name in spec.retain
-        )
+        forgotten = metrics[spec.skill].ci_high <= spec.thresholds.ceiling(spec.skill)
+        kept = all(metrics[name].value >= start[name].value - spec.thresholds.allowed_drop(name) for name in spec.retain)
         if forgotten and kept:
             return step
     return None
@@ -121,7 +117,7 @@ def run(spec: DownskillSpec, *, actor: str, trigger_id: str | None = None, progr
             last = curves.history[-1][1]
             raise JobError(
                 f"no checkpoint reached the boundary in {spec.steps} steps: {spec.skill} upper bound "
-                f"{last[spec.skill].ci_high:.3f} (ceiling {spec.thresholds.ceilings.get(spec.skill, 0.05)}), "
+                f"{last[spec.skill].ci_high:.3f} (ceiling {spec.thresholds.ceiling(spec.skill)}), "
                 + ", ".join(f"{n} {last[n].value:.3f}" for n in spec.retain)
                 + "; raise steps or lr, or change the method"
             )
@@ -153,6 +149,7 @@ def relearning_probe(model, tokenizer, spec, skill, start, train, ce_loss) -> Ch
     """
     import torch
 
+    from kernel_lifecycle.boundary.evaluate import measure_skills
     from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
     from kernel_lifecycle.training.lora import attach_lora
 
@@ -169,7 +166,7 @@ def relearning_probe(model, tokenizer, spec, skill, start, train, ce_loss) -> Ch
     )
     probe_model.eval()
     with torch.inference_mode():
-        after = common.measure(
+        after = measure_skills(
             probe_model, tokenizer, {skill.name: skill}, split="dev", max_problems=spec.eval_problems,
             max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
         )[skill.name]

@@ -114,7 +114,3 @@ def save_adapter(model, out_dir: Path, *, adapter_name: str | None = None) -> Sa
                 raise JobError(f"peft did not write {file} for adapter {name!r}")
             shutil.move(str(source / file), out_dir / file)
     return SavedAdapter(path=out_dir, sha256=sha256_file(out_dir / ADAPTER_WEIGHTS))
-
-
-def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]

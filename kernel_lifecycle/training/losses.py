@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from kernel_lifecycle.training.data import IGNORE_INDEX, Batch
 
 
-def _next_token_targets(labels: torch.Tensor) -> torch.Tensor:
+def next_token_targets(labels: torch.Tensor) -> torch.Tensor:
     # Position t predicts token t+1. Shifting the labels (not the logits) lets cross_entropy
     # read the logits as a view instead of copying a (batch, time, vocab) slice.
     return F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
@@ -17,7 +17,7 @@ def _next_token_targets(labels: torch.Tensor) -> torch.Tensor:
 def _token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token NLL (batch, time) on solution tokens, and the mask of those tokens."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    targets = _next_token_targets(batch.labels)
+    targets = next_token_targets(batch.labels)
     nll = F.cross_entropy(
         logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
     ).view_as(targets)
@@ -27,7 +27,7 @@ def _token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torc
 def nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Mean negative log-likelihood per solution token: the plain CE of upskill and retain."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    targets = _next_token_targets(batch.labels)
+    targets = next_token_targets(batch.labels)
     # A summed reduction skips the per-token intermediate that sequence_logprob needs.
     total = F.cross_entropy(
         logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -44,7 +44,7 @@ def require_retain(method: str, retain: Batch | None) -> Batch:
 @dataclass
 class StepMethod:
     """An unlearning method: by default one loss over a (forget, retain) pair, run by the
-    shared step loop; ``train_adapter`` is the one place a method with phases differs."""
+    shared step loop; ``run`` is the one place a method with phases differs."""
 
     name: ClassVar[str]
     needs_reference: ClassVar[bool] = False  # compares against the adapter-off model
@@ -58,36 +58,8 @@ class StepMethod:
     def step_loss(self, model: torch.nn.Module, pair: Pair):
         return self.loss(model, pair.forget, pair.retain)
 
-    def run(
-        self,
-        model: torch.nn.Module,
-        pairs: Iterable[Pair],
-        *,
-        steps: int,
-        lr: float,
-        seed: int,
-        weight_decay: float = 0.0,
-        grad_clip: float | None = 1.0,
-        on_step: Callable[[int, float, dict[str, float]], None] | None = None,
-        checkpoint_every: int | None = None,
-        on_checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
-        progress: Any | None = None,
-    ) -> TrainResult:
-        """Train the model's active adapter with this method (the job's single entry)."""
-        return self.train_adapter(
-            model,
-            pairs,
-            steps=steps,
-            lr=lr,
-            seed=seed,
-            weight_decay=weight_decay,
-            grad_clip=grad_clip,
-            on_step=on_step,
-            checkpoint_every=checkpoint_every,
-            on_checkpoint=on_checkpoint,
-            progress=progress,
-        )
-
-    def train_adapter(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
-        """The shared step loop over ``step_loss``; a method with phases overrides this."""
+    def run(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
+        """Train the model's active adapter with this method (the job's single entry): the shared
+        step loop over ``step_loss``, ``loop`` being ``training.loop.train``'s options. A method
+        with phases overrides this."""
         return train(model, pairs, loss_fn=self.step_loss, **loop)

@@ -31,7 +31,7 @@ class Negation(StepMethod):
 
     negation_weight: float = 1.0
 
-    def train_adapter(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
+    def run(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
         """Train the skill vector for ``steps`` steps, then negate it.
 
         There is one checkpoint, after negation: the models in between are *learning* the
@@ -52,10 +52,6 @@ class Negation(StepMethod):
             model.eval()
             on_checkpoint(result.steps, model)
         return result
-
-    def loss(self, model: torch.nn.Module, forget, retain=None):
-        # The skill-vector phase is plain CE on the forget batch.
-        return ce_loss(model, forget), {}
 
 
 def negate_adapter(model, adapter: str, *, weight: float = 1.0) -> str:

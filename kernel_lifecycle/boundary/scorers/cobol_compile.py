@@ -79,7 +79,7 @@ class CobolCompileScorer(Scorer):
     def _job(self, source: str, timeout: float) -> Job:
         return Job("exec", timeout, argv=(self._cobc(), *COBC_FLAGS, SOURCE_NAME), files={SOURCE_NAME: source})
 
-    def positive_control(self, workers: int = 1) -> None:
+    def positive_control(self) -> None:
         """Compile the known-good program; raise ConfigurationError if that fails."""
         if self._control_ok:
             return
