@@ -249,17 +249,15 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
     gate = policy.gate
     reasons.append(_harness_reason(candidate, policy))
 
-    comparable = champion is not None
+    comparable = champion is not None and champion.harness_hash == candidate.harness_hash
     if champion is not None:
-        same = champion.harness_hash == candidate.harness_hash
-        comparable = same
         reasons.append(
             GateReason(
                 rule="scorer_parity",
-                passed=same,
+                passed=comparable,
                 message=(
                     f"candidate and champion were measured under the same harness {candidate.harness_hash}"
-                    if same
+                    if comparable
                     else f"candidate harness {candidate.harness_hash} != champion harness {champion.harness_hash}: "
                     "re-evaluate the champion under the candidate's harness, then gate again"
                 ),
@@ -282,7 +280,7 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
                 numbers={"value": metrics.value, "floor": skill.floor, "ci_low": metrics.ci_low, "ci_high": metrics.ci_high},
             )
         )
-        if champion is not None and comparable:
+        if comparable:
             reasons.append(
                 _non_inferiority(skill.name, metrics, champion.skills.get(skill.name), policy.tolerance_for(skill), gate.alpha, gate.min_probes)
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
+from kernel_lifecycle.policy.loader import policy_snapshot
 
 
 def apply_policy(loaded, *, actor: str) -> dict:  # noqa: ANN001 - policy.loader.LoadedPolicy
@@ -15,14 +16,7 @@ def apply_policy(loaded, *, actor: str) -> dict:  # noqa: ANN001 - policy.loader
         current = repo.active_policy_snapshot(session, kernel=loaded.policy.kernel)
         if current is not None and current.sha256 == loaded.sha256:
             return {"kernel": loaded.policy.kernel, "sha256": loaded.sha256, "changed": False, "snapshot": current.id}
-        snapshot = repo.record_policy_snapshot(
-            session,
-            kernel=loaded.policy.kernel,
-            path=str(loaded.path),
-            content=loaded.content.decode("utf-8"),
-            sha256=loaded.sha256,
-            applied_by=actor,
-        )
+        snapshot = repo.record_policy_snapshot(session, **policy_snapshot(loaded), applied_by=actor)
         repo.record_audit(
             session,
             actor=actor,

@@ -424,9 +424,6 @@ class Policy(_Model):
         return self
 
     # convenient views for the gate, the jobs and the scheduler
-    def retained(self, name: str) -> RetainedSkill | None:
-        return next((s for s in self.skills.retained if s.name == name), None)
-
     def retired(self, name: str) -> RetiredSkill | None:
         return next((s for s in self.skills.retired if s.name == name), None)
 

@@ -7,7 +7,6 @@ tampered file or a pickled ``.bin`` never reaches torch.
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,7 +130,3 @@ def write_bundle(bundle_dir: Path, manifest: Manifest, adapter_dirs: dict[str, P
     (bundle_dir / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     verify_bundle(bundle_dir)
     return bundle_dir
-
-
-def manifest_dict(manifest: Manifest) -> dict:
-    return json.loads(manifest.model_dump_json())
