@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Everything kernel-lifecycle needs on a fresh Debian machine: the compiler that arbitrates
-# COBOL, the sandbox, a browser for the UI test, the CPU build of torch, and the project.
+# COBOL, the sandbox, a browser for the UI test, the project's own virtual environment (.venv)
+# with the CPU build of torch, then the project itself.
+#
+# The venv matters: Debian's /usr/bin/python3 is EXTERNALLY-MANAGED (PEP 668), so installing
+# into "whatever python3 is first on PATH" fails there. Every README command runs through .venv/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PY=${PYTHON:-python3}
+VENV=${KL_VENV:-.venv}
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
 command -v cobc >/dev/null || need_apt+=(gnucobol3)
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# Debian splits venv + ensurepip out of python3 itself
+"$PY" -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
 
-PY=${PYTHON:-python3}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+VPY="$VENV/bin/python"
+"$VPY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, pinned to the CPU wheel: a bare requirement could pull a multi-GB CUDA build.
-$PY -c "import torch" 2>/dev/null || $PY -m pip install -q torch==2.13.0
-$PY -m pip install -q -e '.[dev]'
-# pyenv only sees new console scripts (kernel-lifecycle) after a rehash
-if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+"$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q torch==2.13.0
+"$VPY" -m pip install -q -e '.[dev,ray]'
