@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.boundary.report import BoundaryReport
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
@@ -34,6 +35,7 @@ class ActivePolicy:
 
 def active_policy(kernel: str) -> ActivePolicy:
     from kernel_lifecycle.policy.loader import parse_policy
+    from kernel_lifecycle.policy.schema import PolicyContext
 
     with session_scope() as session:
         snapshot = repo.active_policy_snapshot(session, kernel=kernel)
@@ -42,7 +44,7 @@ def active_policy(kernel: str) -> ActivePolicy:
                 f"no policy applied for kernel {kernel!r}; run `kernel-lifecycle policies apply FILE`"
             )
         content, path, sha = snapshot.content, snapshot.path, snapshot.sha256
-    return ActivePolicy(policy=parse_policy(content, source=path), sha256=sha)
+    return ActivePolicy(policy=parse_policy(content, source=path, context=PolicyContext.stored()), sha256=sha)
 
 
 def load_version_report(kv: registry.KernelVersion) -> BoundaryReport:
@@ -208,7 +210,7 @@ def _promote(kernel: str, version: str, *, actor: str, reason: str | None, autom
                     f"{kernel}@{version} has {len(got)} of {approvals.required} required approvals; "
                     f"`kernel-lifecycle approve {kernel} {version} --actor NAME`"
                 )
-        previous = registry.move_alias(
+        previous = aliases.move_alias(
             session,
             name=kernel,
             alias="champion",

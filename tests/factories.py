@@ -49,7 +49,7 @@ def make_bundle(
     for i in range(n_adapters):
         name = f"adapter{i}"
         adapters[name] = make_lora_adapter(base_dir, root / "raw" / name, seed=i)
-        entries.append(AdapterEntry(name=name, role="upskill", skill="python", sha256="0" * 64))
+        entries.append(AdapterEntry(name=name, role="upskill", skill="python", sha256=""))  # filled in by write_bundle
     manifest = Manifest(
         kernel=kernel,
         base=BaseModelRef(uri=str(base_dir), sha256=sha256_tree(base_dir, "*.safetensors")),

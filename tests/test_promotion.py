@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -93,8 +94,8 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     other = new_version(make_report(), "1")
     assert cli("gate", "python-kernel", other)[0] == 0
     with session_scope() as session:
-        registry.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
-        registry.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
     assert cli("approve", "python-kernel", other, "--actor", "alice")[0] == 0
 
 

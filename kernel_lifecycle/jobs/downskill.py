@@ -15,53 +15,23 @@ Top to bottom:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
 
-from kernel_lifecycle.boundary.report import CheckResult, HarnessConfig
+from kernel_lifecycle.boundary.report import CheckResult
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs import common
+from kernel_lifecycle.jobs.config import DownskillConfig
 from kernel_lifecycle.registry import client as registry
 
 
-@dataclass
-class DownskillSpec:
-    kernel: str
-    skill: str  # the skill to retire
-    retain: list[str]  # skills that must stay
-    method: str = "npo"
-    method_options: dict[str, Any] = field(default_factory=dict)  # beta, retain_weight, ...
-    steps: int = 60
-    lr: float = 2e-3
-    rank: int = 8
-    batch_size: int = 8
-    eval_every: int = 10
-    eval_problems: int = 64  # per skill per checkpoint (dev split, fixed subset)
-    relearn_steps: int = 8
-    seed: int = 0
-    from_ref: str | None = None  # NAME@VERSION|alias; default: the champion
-    thresholds: common.Thresholds = field(default_factory=common.Thresholds)
-    harness: HarnessConfig = field(default_factory=lambda: HarnessConfig(max_new_tokens=160))
-    policy_sha256: str | None = None
-    # skills the final report measures (default: the job's own); the policy's full list keeps
-    # every version's harness hash comparable, so gates need not re-evaluate the champion
-    report_skills: list[str] = field(default_factory=list)
-
-
-def validate(spec: DownskillSpec) -> None:
-    """Refuse bad input before any model is loaded or any row is written."""
-    from kernel_lifecycle.unlearning import get_method
-
-    get_method(spec.method, **spec.method_options)  # unknown names and options fail here
-    if spec.skill in spec.retain:
-        raise JobError(f"skill {spec.skill!r} cannot be both retired and retained")
-    for skill in common.skills_named([spec.skill, *spec.retain]).values():
+def check_data(config: DownskillConfig) -> dict:
+    """What the config cannot check alone: the skills exist and have data to train on."""
+    skills = common.skills_named([config.skill, *config.retain])
+    for skill in skills.values():
         common.require_train_data(skill)
-    if spec.steps < 1 or spec.eval_every < 1:
-        raise JobError("steps and eval_every must be at least 1")
+    return skills
 
 
-def choose_boundary(curves: common.Curves, spec: DownskillSpec) -> int | None:
+def choose_boundary(curves: common.Curves, spec: DownskillConfig) -> int | None:
     """The first checkpoint with the retired skill at its ceiling and retained ones in tolerance."""
     start = curves.history[0][1]
     for step, metrics in curves.history[1:]:
@@ -72,7 +42,7 @@ def choose_boundary(curves: common.Curves, spec: DownskillSpec) -> int | None:
     return None
 
 
-def run(spec: DownskillSpec, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
+def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
     from peft import set_peft_model_state_dict
 
     from kernel_lifecycle.training.data import batches, paired_batches, pad_id_of
@@ -81,17 +51,16 @@ def run(spec: DownskillSpec, *, actor: str, trigger_id: str | None = None, progr
     from kernel_lifecycle.training.losses import ce_loss
     from kernel_lifecycle.unlearning import get_method
 
-    validate(spec)
-    forget_skill = common.skills_named([spec.skill])
-    retain_skills = common.skills_named(spec.retain)
-    all_skills = {**retain_skills, **forget_skill}
+    all_skills = check_data(spec)
+    forget_skill = {spec.skill: all_skills[spec.skill]}
+    retain_skills = {name: all_skills[name] for name in spec.retain}
+    method = get_method(spec.method, **spec.method_options)
 
-    with common.child_job("downskill", spec, all_skills, actor=actor, trigger_id=trigger_id, progress=progress) as job:
+    with common.child_job(spec, all_skills, actor=actor, trigger_id=trigger_id, progress=progress) as job:
         ctx, model, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
         pad = pad_id_of(tokenizer)
         forget_batches = batches(common.encode_skills(forget_skill, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad)
         retain_batches = batches(common.encode_skills(retain_skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed + 7, pad_id=pad)
-        method = get_method(spec.method, **spec.method_options)
 
         curves = common.Curves(
             ctx.run_id, tokenizer, all_skills, roles={spec.skill: "forget"}, max_problems=spec.eval_problems,
@@ -154,7 +123,7 @@ def relearning_probe(model, tokenizer, spec, skill, start, train, ce_loss) -> Ch
     from kernel_lifecycle.training.lora import attach_lora
 
     probe_model = copy.deepcopy(model).merge_and_unload()
-    probe_model = attach_lora(probe_model, adapter_name="relearn", r=spec.rank, alpha=2 * spec.rank, seed=spec.seed + 1)
+    probe_model = attach_lora(probe_model, adapter_name="relearn", r=spec.rank, alpha=spec.lora_alpha, seed=spec.seed + 1)
     nearby = skill.probes("train")[:32]
     train(
         probe_model,

@@ -36,7 +36,8 @@ plans:
   downskill:
     skill: cobol
     method: npo
-    hyperparameters: {steps: 30, lr: 2.0e-3, beta: 0.1, retain_weight: 1.0, eval_every: 10, rank: 4}
+    hyperparameters: {steps: 30, lr: 2.0e-3, eval_every: 10, rank: 4}
+    options: {beta: 0.1, retain_weight: 1.0}
     retain: [python]
 triggers:
   - kind: manual

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -61,7 +62,7 @@ def test_three_versions_lineage_and_rollback(cli, migrated_db: str, assets: dict
 
     with session_scope() as session:
         for version in ("1", "3"):
-            registry.move_alias(
+            aliases.move_alias(
                 session, name="demo-kernel", alias="champion", version=version, actor="ci", reason="promote"
             )
     code, out, err = cli(
