@@ -79,6 +79,7 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
             champion = (reevaluate or _reevaluate)(champion_kv, candidate)
     manifest = _manifest_of(candidate_kv)
     decision = decide(candidate, champion, policy_for_version(active.policy, manifest))
+    decision = with_overdue_sunsets(decision, active.policy)
     payload = json.loads(decision.model_dump_json())
     with session_scope() as session:
         repo.record_gate_decision(
@@ -104,6 +105,17 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         f"(policy {active.sha256[:12]}):\n\n{summary}{GATE_SEPARATOR}{job_part}",
     )
     return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
+
+
+def with_overdue_sunsets(decision, policy, today=None):  # noqa: ANN001, ANN201
+    """Report retained skills past their sunset beside the verdict: a state to act on (retire
+    them), which neither blocks the gate nor makes the policy unreadable."""
+    from datetime import date
+
+    from kernel_lifecycle.gates import GateReason
+
+    notes = [GateReason(rule="sunset", passed=True, message=f"overdue: {line}") for line in policy.overdue_sunsets(today or date.today())]
+    return decision.model_copy(update={"reasons": [*decision.reasons, *notes]}) if notes else decision
 
 
 def _manifest_of(kv: registry.KernelVersion):  # noqa: ANN202

@@ -65,7 +65,7 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     ceiling = next(r for r in json.loads(out)["reasons"] if r["rule"] == "ceiling")
     assert not ceiling["passed"] and "ceiling 0.050" in ceiling["message"]
 
-    no_truncation = new_version(make_report(checks=("fresh_dev_agreement", "scorer_parity", "contamination")), "1")
+    no_truncation = new_version(make_report(checks=("generalization", "scorer_parity", "contamination")), "1")
     code, out, _ = cli("gate", "python-kernel", no_truncation, "--json")
     assert code == 1
     assert any("'truncation' is missing" in r["message"] for r in json.loads(out)["reasons"])

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lifecycle.errors import NotFoundError
 
-SPLITS = ("train", "dev", "fresh")
-Split = Literal["train", "dev", "fresh"]
+SPLITS = ("train", "dev", "test", "fresh", "relearn")
+Split = Literal["train", "dev", "test", "fresh", "relearn"]
 
 DEMO_SKILLS_DIR = Path(__file__).resolve().parent.parent / "demo" / "skills"
 

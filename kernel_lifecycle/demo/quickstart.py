@@ -63,7 +63,7 @@ def _gate_and_promote(version: str, approver: str, step: str) -> None:
     console.print(f"  v{version} promoted to champion (approved and promoted by {approver})")
 
 
-def run(*, inventory_problems: int = 40) -> QuickstartResult:
+def run() -> QuickstartResult:
     from kernel_lifecycle.db.engine import upgrade
     from kernel_lifecycle.jobs import run_job
     from kernel_lifecycle.jobs.config import from_policy
@@ -112,7 +112,7 @@ def run(*, inventory_problems: int = 40) -> QuickstartResult:
     console.rule("[bold]5. skill inventory of every version")
     from kernel_lifecycle.boundary.inventory import inventory_table
 
-    result.inventory = inventory_table(KERNEL, [v1, v2, v3], max_problems=inventory_problems, console=console)
+    result.inventory = inventory_table(KERNEL, [v1, v2, v3], console=console)
     result.seconds = time.monotonic() - started
     console.rule("[bold]where things are")
     console.print(f"  MLflow store:     {settings.tracking_uri}")

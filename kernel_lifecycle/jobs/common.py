@@ -22,9 +22,9 @@ def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, S
     return dict(sorted({**job_skills, **extra}.items()))
 
 
-def training_texts(skills: dict[str, Skill]) -> list[str]:
-    """Everything a job trains on, for the contamination check against dev/fresh probes."""
-    return [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")]
+def training_probes(skills: dict[str, Skill]) -> dict[str, list]:
+    """Everything a job trains on, by skill: the contamination check's reference."""
+    return {name: s.probes("train") for name, s in skills.items()}
 
 
 def require_train_data(skill: Skill) -> None:
@@ -41,29 +41,19 @@ def log_data_inputs(ctx, skills: dict[str, Skill], split: str = "train") -> dict
     return digests
 
 
-def final_report(
-    model,
-    tokenizer,
-    *,
-    kernel: str,
-    skills: dict[str, Skill],
-    harness: HarnessConfig,
-    thresholds: Thresholds,
-    trained_on: dict[str, Skill],
-    progress=None,
-) -> BoundaryReport:  # noqa: ANN001
-    """The boundary report a version is registered with (all checks included)."""
+def final_report(model, tokenizer, config, *, skills: dict[str, Skill], trained_on: dict[str, Skill], progress=None) -> BoundaryReport:  # noqa: ANN001
+    """The boundary report a version is registered with: the gate split, fresh, all checks."""
     from kernel_lifecycle.boundary.evaluate import evaluate_kernel
 
     return evaluate_kernel(
         model,
         tokenizer,
-        kernel=kernel,
+        kernel=config.kernel,
         version=None,
-        skills=skills,
-        harness=harness,
-        thresholds=thresholds.as_roles(),
-        training_texts=training_texts(trained_on),
+        skills=report_skills(config.report_skills, skills),
+        harness=config.harness,
+        settings=config.checks,
+        training_probes=training_probes(trained_on),
         progress=progress,
     )
 
@@ -134,6 +124,7 @@ class Curves:
     roles: dict[str, str]  # skill -> curve role (forget, retain, learn)
     max_problems: int
     max_new_tokens: int
+    split: str = "dev"  # the selection split: never the gate split
     seed: int = 0
     keep_adapter: bool = False
     history: list[tuple[int, dict[str, SkillMetrics]]] = field(default_factory=list)
@@ -150,7 +141,7 @@ class Curves:
         model.eval()
         with torch.inference_mode():
             metrics = measure_skills(
-                model, self.tokenizer, self.skills, split="dev", max_problems=self.max_problems,
+                model, self.tokenizer, self.skills, split=self.split, max_problems=self.max_problems,
                 max_new_tokens=self.max_new_tokens, seed=self.seed,
             )
         log_step_metrics(self.run_id, metrics, step, roles=self.roles)

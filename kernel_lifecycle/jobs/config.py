@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from kernel_lifecycle.boundary.checks import CheckSettings
 from kernel_lifecycle.boundary.report import HarnessConfig
 from kernel_lifecycle.errors import JobError, PolicyError
 
@@ -56,10 +57,20 @@ class _Job(_Model):
     eval_problems: int = Field(gt=0, description="per skill per checkpoint, from the selection split")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     harness: HarnessConfig = Field(default_factory=_harness)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
     policy_sha256: str | None = None
     # skills the final report measures besides the job's own; the policy's full list keeps
     # every version's harness hash comparable, so gates need not re-evaluate the champion
     report_skills: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles_apart(self):  # noqa: ANN202
+        if self.harness.split == self.harness.selection_split:
+            raise ValueError(
+                f"the gate split and the selection split are both {self.harness.split!r}: a job chooses its checkpoint "
+                "on the selection split and the gate decides on the gate split, so they must differ"
+            )
+        return self
 
 
 class _LoraJob(_Job):
@@ -116,7 +127,10 @@ class DownskillConfig(_LoraJob):
     lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
     eval_every: int = Field(default=10, gt=0)
     eval_problems: int = Field(default=64, gt=0)
+    # the relearning check's budget: a short fine-tune on the skill's relearn split
     relearn_steps: int = Field(default=8, gt=0)
+    relearn_examples: int = Field(default=32, gt=0)
+    relearn_lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _method_and_skills(self) -> "DownskillConfig":
@@ -153,6 +167,7 @@ def harness_of(policy) -> HarnessConfig:  # noqa: ANN001
         n_samples=h.n_samples,
         k=h.k,
         split=h.split,
+        selection_split=h.selection_split,
         max_problems=h.max_problems,
         temperature=0.0 if h.n_samples == 1 else 0.8,
     )
@@ -189,6 +204,9 @@ def _plan_fields(kind: str, policy) -> dict[str, Any]:  # noqa: ANN001
             retain=list(plan.retain) or [s.name for s in policy.skills.retained],
             method=plan.method,
             method_options=plan.method_options(),
+            relearn_steps=policy.gate.relearning.steps,
+            relearn_examples=policy.gate.relearning.examples,
+            relearn_lr=policy.gate.relearning.lr,
         )
     return fields
 
@@ -204,7 +222,7 @@ def from_policy(kind: str, policy, policy_sha256: str | None, **overrides: Any):
     if policy is not None:
         fields = {
             "kernel": policy.kernel, "thresholds": thresholds_of(policy), "harness": harness_of(policy),
-            "policy_sha256": policy_sha256, "report_skills": policy_skills(policy), **_plan_fields(kind, policy),
+            "checks": CheckSettings.of_policy(policy), "policy_sha256": policy_sha256, "report_skills": policy_skills(policy), **_plan_fields(kind, policy),
         }
     if "method" in given and given["method"] != fields.get("method") and "method_options" not in given:
         fields.pop("method_options", None)

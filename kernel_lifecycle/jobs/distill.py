@@ -124,7 +124,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
         stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))
         curves = common.Curves(
             ctx.run_id, tokenizer, skills, roles={name: "learn" for name in skills}, max_problems=spec.eval_problems,
-            max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
+            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
         )
 
         result = train(
@@ -140,10 +140,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
 
         ctx.state("evaluating", f"{spec.steps} distillation steps done")
         student.eval()
-        report = common.final_report(
-            student, tokenizer, kernel=spec.kernel, skills=common.report_skills(spec.report_skills, skills), harness=spec.harness,
-            thresholds=spec.thresholds, trained_on=skills, progress=bar,
-        )
+        report = common.final_report(student, tokenizer, spec, skills=skills, trained_on=skills, progress=bar)
         base_dir = ctx.workdir / BASE_ARTIFACT
         student.save_pretrained(base_dir, safe_serialization=True)
         tokenizer.save_pretrained(base_dir)

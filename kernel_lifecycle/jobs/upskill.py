@@ -32,7 +32,7 @@ def run(spec: UpskillConfig, *, actor: str, trigger_id: str | None = None, progr
         )
         curves = common.Curves(
             ctx.run_id, tokenizer, all_skills, roles={spec.skill: "learn"}, max_problems=spec.eval_problems,
-            max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
+            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
         )
         curves(0, model)
         result = train(
@@ -47,10 +47,7 @@ def run(spec: UpskillConfig, *, actor: str, trigger_id: str | None = None, progr
 
         ctx.state("evaluating", f"{spec.steps} steps done")
         model.eval()
-        report = common.final_report(
-            model, tokenizer, kernel=spec.kernel, skills=common.report_skills(spec.report_skills, all_skills), harness=spec.harness,
-            thresholds=spec.thresholds, trained_on=all_skills, progress=job.bar,
-        )
+        report = common.final_report(model, tokenizer, spec, skills=all_skills, trained_on=all_skills, progress=job.bar)
         return job.register(
             report, skill=spec.skill,
             retained=sorted({*job.parent.retained_skills, spec.skill}),

@@ -31,8 +31,10 @@ Loc = tuple[Union[str, int], ...]
 
 SKILL_NAME = r"^[a-z][a-z0-9_]*$"
 KERNEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-CHECKS = ("truncation", "fresh_dev_agreement", "scorer_parity", "contamination")
-CheckName = Literal["truncation", "fresh_dev_agreement", "scorer_parity", "contamination"]
+CHECKS = ("truncation", "generalization", "scorer_parity", "contamination", "relearning")
+CheckName = Literal["truncation", "generalization", "scorer_parity", "contamination", "relearning"]
+# a check's former name, as stored policy snapshots may still write it
+_RENAMED_CHECKS = {"fresh_dev_agreement": "generalization"}
 PlanName = Literal["upskill", "downskill"]
 
 # A cron expression that does not fire within this horizon is treated as never firing.
@@ -362,8 +364,36 @@ class HarnessSettings(_Model):
     max_new_tokens: int = Field(default=256, gt=0, le=8192)
     n_samples: int = Field(default=1, gt=0, le=200)
     k: int = Field(default=1, gt=0)
-    split: Literal["dev", "fresh"] = "dev"
+    split: Literal["dev", "test", "fresh"] = Field(default="test", description="the gate split")
+    selection_split: Literal["dev", "test"] = Field(default="dev", description="where jobs choose checkpoints")
     max_problems: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _roles_apart(self) -> "HarnessSettings":
+        if self.split == self.selection_split:
+            raise ValueError(
+                f"split and selection_split are both {self.split!r}: a job would choose its checkpoint on the "
+                "very problems its gate then decides on; gate on 'test' and select on 'dev'"
+            )
+        return self
+
+
+class TruncationCheck(_Model):
+    max_truncated_share: float = Field(default=0.05, ge=0.0, le=1.0, description="generations still cut off at 2x budget")
+
+
+class GeneralizationCheck(_Model):
+    tolerance: float = Field(default=0.10, ge=0.0, le=1.0, description="allowed gate-split minus fresh gap")
+
+
+class ContaminationCheck(_Model):
+    max_share: float = Field(default=0.10, ge=0.0, le=1.0, description="near-duplicates of train probes allowed per split")
+
+
+class RelearningCheck(_Model):
+    steps: int = Field(default=8, gt=0, le=200)
+    examples: int = Field(default=32, gt=0, description="probes of the retired skill's relearn split")
+    lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
 
 
 class GateSettings(_Model):
@@ -372,6 +402,15 @@ class GateSettings(_Model):
     min_probes: int = Field(default=20, gt=0, description="minimum problems measured per skill")
     required_checks: list[CheckName] = Field(default_factory=lambda: list(CHECKS))
     harness: HarnessSettings = Field(default_factory=HarnessSettings)
+    truncation: TruncationCheck = Field(default_factory=TruncationCheck)
+    generalization: GeneralizationCheck = Field(default_factory=GeneralizationCheck)
+    contamination: ContaminationCheck = Field(default_factory=ContaminationCheck)
+    relearning: RelearningCheck = Field(default_factory=RelearningCheck)
+
+    @field_validator("required_checks", mode="before")
+    @classmethod
+    def _renamed(cls, value: object) -> object:
+        return [_RENAMED_CHECKS.get(v, v) for v in value] if isinstance(value, list) else value
 
     @field_validator("required_checks")
     @classmethod

@@ -88,13 +88,9 @@ def test_inventory_cli_on_registered_versions(
     out = capsys.readouterr().out
     assert "skill inventory of inv-kernel@2" in out and "v1 -> v2" in out and "truncation" in out
 
-    # the quickstart's cheap side-by-side table (no checks) and its plot
-    from kernel_lifecycle.boundary.inventory import inventory_table
-
-    table = inventory_table("inv-kernel", ["1", "2"], max_problems=2, max_new_tokens=6)
-    assert set(table) == {"1", "2"} and table["2"]["py"]["n_problems"] == 2
-    assert "skill inventory of inv-kernel" in capsys.readouterr().out
-    assert (kl_home / "plots" / "inv-kernel-inventory.png").stat().st_size > 10_000
+    assert run([*args[:3], "--max-problems", "2", "--max-new-tokens", "6", "--by-family", "--json"]) == 0
+    families = json.loads(capsys.readouterr().out)["families"]
+    assert {(f["skill"], f["split"]) for f in families} >= {("py", "test"), ("py", "fresh")}
 
     assert run(["boundary", "inventory", "inv-kernel"]) == 1  # no champion yet
     assert "no version with alias 'champion'" in capsys.readouterr().err

@@ -39,7 +39,7 @@ triggers:
   - {name: manual-downskill, kind: manual, plan: downskill}
 gate:
   min_probes: 1
-  harness: {max_new_tokens: 12, split: dev}
+  harness: {max_new_tokens: 12, split: test}
 approvals: {approvers: [alice], required: 1}
 """
 

@@ -54,8 +54,8 @@ gate:
   tolerance: 0.05
   alpha: 0.05
   min_probes: 30
-  required_checks: [truncation, fresh_dev_agreement, scorer_parity, contamination]
-  harness: {max_new_tokens: 160, n_samples: 1, k: 1, split: dev}
+  required_checks: [truncation, generalization, scorer_parity, contamination, relearning]
+  harness: {max_new_tokens: 160, n_samples: 1, k: 1, split: test}
 approvals:
   approvers: [alice, bob]
   required: 1

@@ -59,7 +59,7 @@ def test_example_policy_validates_against_the_demo_skills():
     assert loaded.policy.kernel == "python-kernel"
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
     assert loaded.policy.retired("cobol").sunset > TODAY
-    assert set(loaded.policy.gate.required_checks) == {"truncation", "fresh_dev_agreement", "scorer_parity", "contamination"}
+    assert set(loaded.policy.gate.required_checks) == {"truncation", "generalization", "scorer_parity", "contamination", "relearning"}
 
 
 def test_yaml_syntax_error_has_line_and_column(ctx):
