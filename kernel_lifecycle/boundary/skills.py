@@ -31,6 +31,9 @@ from kernel_lifecycle.errors import NotFoundError
 SPLITS = ("train", "dev", "test", "fresh", "relearn")
 Split = Literal["train", "dev", "test", "fresh", "relearn"]
 UNKNOWN_FAMILY = "unknown"  # how a probe without a family is shown
+# Beside the splits of a demo skill, not a split: extra text the demo base pretrains on (held-out
+# families' combinations no shipped probe has); never measured, never read by a job.
+PRETRAIN_FILE = "pretrain.jsonl"
 
 DEMO_SKILLS_DIR = Path(__file__).resolve().parent.parent / "demo" / "skills"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR
+from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, PRETRAIN_FILE
 
 SEED = 20261123
 SIZES = {"train": 600, "dev": 150, "test": 150, "fresh": 150, "relearn": 48}
@@ -33,7 +33,6 @@ IN_FAMILY = ("train", "dev", "test", "relearn")  # cut from the training familie
 # Per held-out family, combinations (meanings no shipped probe has) the demo base pretrains on:
 # it stands for a pretrained model, which knows more than any job shows a kernel.
 PRETRAIN_PER_FAMILY = 32
-PRETRAIN_FILE = "pretrain.jsonl"  # not a split: the demo base's extra corpus, never a measurement
 MAX_FRESH_SHARE = 0.10  # of fresh probes a train probe up to names, constants and formatting
 
 
