@@ -65,7 +65,7 @@ _SQL_TOKEN = re.compile(r"""
 """, re.VERBOSE | re.DOTALL)
 
 _COBOL_TOKEN = re.compile(r"""
-    (?P<comment>\*>[^\n]*|^[ ]*\*[^\n]*)
+    (?P<comment>\*>[^\n]*)
   | (?P<pic>\b(?:PIC|PICTURE)(?:\s+IS)?\s+[^\s.]+(?:\.[^\s.]+)*)
   | (?P<string>"(?:[^"]|"")*"|'(?:[^']|'')*')
   | (?P<number>[+-]?\d+(?:\.\d+)?(?![A-Za-z0-9-]))

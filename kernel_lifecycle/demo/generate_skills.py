@@ -310,9 +310,9 @@ def _sql_item(schema: tuple[str, str, str], variant: int, question: str, query: 
 def _sql_family(family: str, question: str, query: str, params: list, ordered: bool = False) -> Family:
     """Every schema with every parameter (a dict of placeholders; its sorted items key the fixture).
 
-    When the query never names the text column, schemas differing only there are one problem
-    (the same query), so the meaning leaves it out; without parameters each schema is its own
-    problem (its fixture, and so its answer, differs).
+    Schemas differing only in a column the query never names are one problem (the same query),
+    so the meaning keeps only the schema's parts the query uses; without parameters each schema
+    is its own problem (its fixture, and so its answer, differs).
     """
 
     def make(schema: tuple[str, str, str], param: tuple, meaning: tuple) -> Item:
@@ -321,8 +321,12 @@ def _sql_family(family: str, question: str, query: str, params: list, ordered: b
         variant = sum(v if isinstance(v, int) else ord(v[0]) for _, v in param) if param else 0
         return _sql_item(schema, variant, question.format(**fmt), query.format(**fmt), ordered)
 
-    whole = "{x}" in query or params == [()]
-    return Family(family, make, [(schema, param, (schema if whole else (schema[0], schema[2]), param))
+    def meaning(schema: tuple[str, str, str]) -> tuple:
+        if params == [()]:
+            return schema
+        return tuple(part for part, key in zip(schema, "txn") if "{" + key + "}" in query)
+
+    return Family(family, make, [(schema, param, (meaning(schema), param))
                                  for schema, param in itertools.product(_SQL_SCHEMAS, params)])
 
 

@@ -51,10 +51,12 @@ def test_scorer_parity_needs_declared_scorer_and_accepted_references() -> None:
 def test_contamination_detects_leaked_probes() -> None:
     train = [f"def add_{i}(x):\n    return x + {i} * {i} - {2 * i} // 3 + {i % 7}\n" for i in range(50)]
     clean = [f"def mul_{i}(y):\n    return y * {i} - {i} + {3 * i} % 5 - {i // 2}\n" for i in range(20)]
-    check = contamination_check(train, {"python": clean})
+    python = {"python": "python"}
+    check = contamination_check(train, {"python": clean}, languages=python)
     assert check.passed and check.numbers["python.contaminated_share"] == 0.0
-    leaked = contamination_check(train, {"python": clean + train[:5]})
+    leaked = contamination_check(train, {"python": clean + train[:5]}, languages=python)
     assert not leaked.passed and leaked.numbers["python.contaminated_share"] == pytest.approx(0.2)
+    assert "python 5/25" in leaked.detail and "limit 10%" in leaked.detail
 
 
 def test_require_parity_names_the_differing_fields() -> None:
@@ -64,17 +66,14 @@ def test_require_parity_names_the_differing_fields() -> None:
         require_parity(a, b)
 
 
-def test_contamination_reports_the_overlap_fraction() -> None:
-    train = ["alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi"]
-    # 19 tokens: the first 13 copied, then 6 new ones. Of its 7 13-grams only the first is seen;
-    # of its 12 8-grams the first 6 are.
-    probe = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu one two three four five six"
-    check = contamination_check(train, {"s": [probe]})
-    assert check.numbers["s.ngram_overlap"] == pytest.approx(1 / 7)
-    assert check.passed  # a seventh of its 13-grams: a near-copy signal, not a contaminated probe
-    strict = contamination_check(train, {"s": [probe]}, ngram=8)
-    assert strict.numbers["s.ngram_overlap"] == pytest.approx(6 / 12) and not strict.passed
-    assert strict.numbers["s.contaminated_share"] == 1.0
+def test_contamination_fails_only_above_max_share() -> None:
+    train = ["SELECT name FROM items WHERE price > 30;"]
+    probes = ["select title from books where cost > 7;"] + [f"SELECT AVG(n{i}) FROM t{i};" for i in range(9)]
+    sql = {"s": "sql_exec"}  # a scorer name reads as its language
+    at = contamination_check(train, {"s": probes}, languages=sql)
+    assert at.passed and at.numbers["s.contaminated_share"] == pytest.approx(0.1)
+    assert not contamination_check(train, {"s": probes}, languages=sql, max_share=0.05).passed
+    assert not contamination_check(train, {"s": probes[:5]}, languages=sql).passed  # 1 of 5
 
 
 def test_fresh_dev_agreement_passes_when_verdicts_hold() -> None:
@@ -95,14 +94,13 @@ def test_require_parity_names_differing_scorer_versions() -> None:
     assert a.harness_hash in str(info.value) and b.harness_hash in str(info.value)
 
 
-def test_contamination_means_a_copy_of_one_text_not_shared_boilerplate() -> None:
-    words = [f"w{i}" for i in range(60)]
-    a = " ".join(words[:30] + [f"a{i}" for i in range(30)])
-    b = " ".join([f"b{i}" for i in range(30)] + words[30:])
-    stitched = " ".join(words)  # its first half is in a, its second half in b: no one text holds half
-    renamed = a.replace("w5 ", "renamed ")  # one name changed: still a copy of a
-    check = contamination_check([a, b], {"stitched": [stitched], "renamed": [renamed]})
+def test_contamination_means_a_copy_of_one_text_not_shared_pieces() -> None:
+    a = "def f(x):\n    y = x * 2\n    return y + 1\n"
+    b = "def g(xs):\n    n = len(xs)\n    return n - 3\n"
+    stitched = "def h(x):\n    y = x * 2\n    return y - 3\n"  # a's first half, b's second: no one text
+    renamed = "def other(v):\n    w = v * 5\n    return w + 9\n"  # a, names and numbers changed
+    check = contamination_check([a, b], {"stitched": [stitched], "renamed": [renamed]},
+                                languages={"stitched": "python", "renamed": "python"})
     assert check.numbers["stitched.contaminated_share"] == 0.0
-    assert check.numbers["stitched.ngram_overlap"] == pytest.approx(36 / 48)  # 18 + 18 of 48 seen
     assert check.numbers["renamed.contaminated_share"] == 1.0
     assert not check.passed and "renamed 1/1" in check.detail
