@@ -14,14 +14,15 @@ with a significance test (``alpha`` from the policy), not only whether a thresho
 - ``scorer_parity``: each skill's arbiter accepts the reference solutions of the gate split (a
   broken arbiter fails here); whether two *reports* compare is their harness hashes' business
   (:func:`require_parity`, and the gate's scorer_parity rule);
-- ``contamination``: measured probes that are near-duplicates of a training probe;
+- ``contamination``: held-out (``fresh``) probes that are a training text up to names, constants
+  and formatting (:mod:`kernel_lifecycle.boundary.overlap`); dev and test are in-family by design;
 - ``relearning`` (downskill only, ``jobs.downskill``): how fast a short fine-tune brings a
   retired skill back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,9 +50,7 @@ class CheckSettings(BaseModel):
         )
 
 
-NGRAM = 13
-CONTAMINATED_SHARE = 0.5  # a probe is contaminated when half its 13-grams are in training data
-CONTAMINATION_LIMIT = 0.01  # the check fails when more than 1% of probes are contaminated
+MAX_NEAR_DUPLICATE_SHARE = 0.10  # the check fails when more of a split's probes are near-duplicates
 
 
 def _scores(metrics: SkillMetrics) -> dict[str, float]:
@@ -169,68 +168,42 @@ def require_parity(a: BoundaryReport, b: BoundaryReport) -> None:
     )
 
 
-def _ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
-    """Whitespace-token n-grams. 13-grams follow GPT-3's contamination study: long enough that a
-    shared n-gram is a copy, not an idiom. (Splitting punctuation off as tokens was tried on the
-    demo skills: it shortens each window until COBOL boilerplate alone fills half a program's
-    n-grams, and flags probes that copy nothing.)"""
-    tokens = text.split()
-    # a text shorter than n tokens is one n-gram of itself: a short probe copied whole still counts
-    return {tuple(tokens[i : i + n]) for i in range(max(len(tokens) - n + 1, 0))} or ({tuple(tokens)} if tokens else set())
-
-
 def contamination_check(
-    training_probes: Mapping[str, list],
-    skills: Mapping[str, object],
+    training_texts: Iterable[str],
+    probe_texts: Mapping[str, list[str]],
     *,
-    max_share: float = CONTAMINATION_LIMIT,
-    splits: tuple[str, ...] = ("dev", "test", "fresh"),
-    ngram: int = NGRAM,
+    languages: Mapping[str, str] | None = None,
+    max_share: float = MAX_NEAR_DUPLICATE_SHARE,
 ) -> CheckResult:
-    """Share of dev/fresh probes that are near-copies of a training text.
+    """Share of each group of probes that are near-duplicates of a training text.
 
-    A probe is contaminated when one single training text holds at least half its n-grams:
-    a copy with the names changed, which the model can recall instead of solve. (The union
-    of all training texts is not the test: templated programs share boilerplate everywhere.)
-    Two numbers per skill: ``contaminated_share`` (what fails the check above ``limit``) and
-    ``ngram_overlap``, the fraction of all probe n-grams found anywhere in the training data.
+    ``probe_texts`` maps a group (a skill, or ``skill/split``) to its probes' texts
+    (``prompt + canonical_solution``); ``languages`` maps a group to the language its texts are
+    read as (``python``, ``sql``, ``cobol``, or a scorer name such as ``python_tests``; default
+    ``text``). A near-duplicate is a training text up to names, constants and formatting (see
+    :func:`kernel_lifecycle.boundary.overlap.shape`): what a model can recall instead of solve.
+    The check fails when any group's share exceeds ``max_share``. Only splits that claim to be
+    new (``fresh``) should be passed: dev and test are in-family by design.
     """
-    from collections import Counter
+    from kernel_lifecycle.boundary.overlap import LANGUAGES, ShapeIndex
 
-    limit = max_share
-    training_texts = [p.prompt + p.canonical_solution for probes in training_probes.values() for p in probes]
-    probe_texts = {
-        name: [p.prompt + p.canonical_solution for split in splits for p in skill.probes(split)]  # type: ignore[attr-defined]
-        for name, skill in skills.items()
-    }
-    owners: dict[tuple[str, ...], list[int]] = {}  # n-gram -> training texts holding it
-    for i, text in enumerate(training_texts):
-        for gram in _ngrams(text, ngram):
-            owners.setdefault(gram, []).append(i)
+    training = list(training_texts)
+    indexes: dict[str, ShapeIndex] = {}
     numbers, parts, worst = {}, [], 0.0
-    for skill, texts in probe_texts.items():
-        contaminated, grams_total, grams_seen = 0, 0, 0
-        for text in texts:
-            grams = _ngrams(text, ngram)
-            per_text: Counter[int] = Counter()
-            for gram in grams:
-                holders = owners.get(gram)
-                if holders:
-                    grams_seen += 1
-                    per_text.update(holders)
-            grams_total += len(grams)
-            best = max(per_text.values(), default=0)
-            if grams and best / len(grams) >= CONTAMINATED_SHARE:
-                contaminated += 1
-        share = contaminated / len(texts) if texts else 0.0
+    for group, texts in probe_texts.items():
+        language = (languages or {}).get(group, "text")
+        language = LANGUAGES.get(language, language)
+        if language not in indexes:
+            indexes[language] = ShapeIndex(((str(i), t) for i, t in enumerate(training)), language)
+        found = sum(indexes[language].match(text) is not None for text in texts)
+        share = found / len(texts) if texts else 0.0
         worst = max(worst, share)
-        numbers[f"{skill}.contaminated_share"] = share
-        numbers[f"{skill}.ngram_overlap"] = grams_seen / grams_total if grams_total else 0.0
-        parts.append(f"{skill} {contaminated}/{len(texts)} (overlap {numbers[f'{skill}.ngram_overlap']:.1%})")
-    passed = worst <= limit
+        numbers[f"{group}.contaminated_share"] = share
+        parts.append(f"{group} {found}/{len(texts)}")
+    passed = worst <= max_share
     detail = (
-        f"probes with >= {CONTAMINATED_SHARE:.0%} of their {ngram}-grams in one training text: "
-        + ", ".join(parts)
-        + ("" if passed else f" (limit {limit:.0%})")
+        "probes that are a training text up to names, constants and formatting: "
+        + (", ".join(parts) or "none measured")
+        + ("" if passed else f" (limit {max_share:.0%})")
     )
     return CheckResult(name="contamination", passed=passed, detail=detail, numbers=numbers)

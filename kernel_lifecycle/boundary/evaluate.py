@@ -217,7 +217,15 @@ def evaluate_kernel(
         checks.scorer_parity_check(reference_controls(skills, gate_split)),
     ]
     if training_probes is not None:
-        report_checks.append(checks.contamination_check(training_probes, skills, max_share=settings.contamination_max_share))
+        # fresh alone claims new problems; dev, test and relearn are in-family (new names) by design
+        report_checks.append(
+            checks.contamination_check(
+                [p.prompt + p.canonical_solution for probes in training_probes.values() for p in probes],
+                {n: [p.prompt + p.canonical_solution for p in s.probes("fresh")] for n, s in skills.items()},
+                languages={n: s.scorer for n, s in skills.items()},
+                max_share=settings.contamination_max_share,
+            )
+        )
     return BoundaryReport(
         kernel=kernel,
         version=version,

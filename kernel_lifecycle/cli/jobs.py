@@ -20,14 +20,16 @@ def build_base(force: bool = typer.Option(False, "--force", help="Rebuild even i
 
     build = build_demo_base(force=force, progress=not json_out)
     data = {"path": str(build.path), "sha256": build.sha256, "metrics": build.metrics,
-            "seconds": build.seconds, "cached": build.cached}
+            "metrics_by_split": build.by_split, "seconds": build.seconds, "cached": build.cached}
     if json_out:
         print_json(data)
     else:
         how = "reused from cache" if build.cached else "built"
         console.print(f"demo base {build.path} (sha256 {build.sha256[:12]}), {how}; build took {build.seconds:.0f} s")
         for skill, value in build.metrics.items():
-            console.print(f"  {skill}: {value:.3f}")
+            others = "".join(f", {split} {m[skill]:.3f}" for split, m in build.by_split.items()
+                             if split != "dev" and skill in m)
+            console.print(f"  {skill}: dev {value:.3f}{others}")
 
 
 def _result(kv, json_out: bool) -> None:  # noqa: ANN001

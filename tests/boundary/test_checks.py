@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kernel_lifecycle.boundary.checks import (
+    contamination_check,
     generalization_check,
     require_parity,
     scorer_parity_check,
@@ -97,3 +98,35 @@ def test_require_parity_names_differing_scorer_versions() -> None:
     with pytest.raises(RefusedError, match=r"probe_digests\[cobol\], scorers\[cobol_compile\]") as info:
         require_parity(a, b)
     assert a.harness_hash in str(info.value) and b.harness_hash in str(info.value)
+
+
+def test_contamination_detects_leaked_probes() -> None:
+    train = [f"def add_{i}(x):\n    return x + {i} * {i} - {2 * i} // 3 + {i % 7}\n" for i in range(50)]
+    clean = [f"def mul_{i}(y):\n    return y * {i} - {i} + {3 * i} % 5 - {i // 2}\n" for i in range(20)]
+    python = {"python": "python"}
+    check = contamination_check(train, {"python": clean}, languages=python)
+    assert check.passed and check.numbers["python.contaminated_share"] == 0.0
+    leaked = contamination_check(train, {"python": clean + train[:5]}, languages=python)
+    assert not leaked.passed and leaked.numbers["python.contaminated_share"] == pytest.approx(0.2)
+    assert "python 5/25" in leaked.detail and "limit 10%" in leaked.detail
+
+def test_contamination_fails_only_above_max_share() -> None:
+    train = ["SELECT name FROM items WHERE price > 30;"]
+    probes = ["select title from books where cost > 7;"] + [f"SELECT AVG(n{i}) FROM t{i};" for i in range(9)]
+    sql = {"s": "sql_exec"}  # a scorer name reads as its language
+    at = contamination_check(train, {"s": probes}, languages=sql)
+    assert at.passed and at.numbers["s.contaminated_share"] == pytest.approx(0.1)
+    assert not contamination_check(train, {"s": probes}, languages=sql, max_share=0.05).passed
+    assert not contamination_check(train, {"s": probes[:5]}, languages=sql).passed  # 1 of 5
+
+
+def test_contamination_means_a_copy_of_one_text_not_shared_pieces() -> None:
+    a = "def f(x):\n    y = x * 2\n    return y + 1\n"
+    b = "def g(xs):\n    n = len(xs)\n    return n - 3\n"
+    stitched = "def h(x):\n    y = x * 2\n    return y - 3\n"  # a's first half, b's second: no one text
+    renamed = "def other(v):\n    w = v * 5\n    return w + 9\n"  # a, names and numbers changed
+    check = contamination_check([a, b], {"stitched": [stitched], "renamed": [renamed]},
+                                languages={"stitched": "python", "renamed": "python"})
+    assert check.numbers["stitched.contaminated_share"] == 0.0
+    assert check.numbers["renamed.contaminated_share"] == 1.0
+    assert not check.passed and "renamed 1/1" in check.detail

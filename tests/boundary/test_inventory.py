@@ -38,7 +38,7 @@ def test_inventory_of_a_model_passed_directly(skills_root: Path, base_dir: Path)
     report = inventory_report(model, tokenizer, kernel="k", version="1", harness=harness, skills=demo_skills(skills_root))
     assert set(report.skills) == {"py", "cob", "sq"}
     assert all(m.n_problems == 2 for m in report.skills.values())
-    assert {c.name for c in report.checks} == {"truncation", "fresh_dev_agreement", "scorer_parity"}
+    assert {c.name for c in report.checks} == {"truncation", "generalization", "scorer_parity"}
     rows = inventory_rows(report)
     assert [r[0] for r in rows] == ["cob", "py", "sq"] and all(len(r) == len(INVENTORY_COLUMNS) for r in rows)
     # a random model passes nothing, and the table says so as a bound, never "0%"
