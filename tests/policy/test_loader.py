@@ -53,8 +53,7 @@ def test_example_policy_validates_against_the_demo_skills():
     """The shipped example against the real demo skills and scorers (not injected ones)."""
     from kernel_lifecycle.boundary.skills import demo_skills
 
-    if not demo_skills():
-        pytest.skip("the bundled demo skills (kernel_lifecycle/demo/skills) are not there yet")
+    assert {"python", "sql", "cobol"} <= set(demo_skills())  # bundled in kernel_lifecycle/demo/skills
     loaded = load_policy(EXAMPLE, context=PolicyContext.default(today=TODAY))
     assert loaded.policy.kernel == "python-kernel"
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
