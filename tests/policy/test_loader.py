@@ -201,6 +201,30 @@ def test_duplicate_keys_are_refused(ctx):
     assert (issue.line, issue.field) == (2, "kernel") and "first on line 1" in issue.message
 
 
+def test_every_duplicate_key_is_located_with_the_other_issues(ctx):
+    text = (
+        VALID.replace("kernel: tiny-kernel\n", "kernel: tiny-kernel\nkernel: other\n")
+        .replace("{steps: 40,", "{steps: 40, steps: 41,")
+        .replace("  alpha: 0.05\n", "  alpha: 0.05\n  alpha: 0.01\n")
+        .replace("floor: 0.3", "floor: 3")
+    )
+    _policy, issues = check_policy(text, source="p.yaml", context=ctx)
+    assert [(i.line, i.field) for i in issues] == [
+        (2, "kernel"),
+        (line_of(text, "floor: 3"), "skills.retained[0].floor"),
+        (line_of(text, "steps: 41"), "plans.upskill.hyperparameters.steps"),
+        (line_of(text, "alpha: 0.01"), "gate.alpha"),
+    ]
+    assert "first on line 39" in issues[3].message and issues[2].column == text.splitlines()[issues[2].line - 1].index("steps: 41") + 1
+
+
+def test_yaml_1_2_scalars(ctx):
+    """ruamel.yaml reads YAML 1.2: ``on`` is a key like any other and 036 is thirty-six."""
+    issue = only_issue(VALID + "on: 1\n", ctx)
+    assert (issue.field, issue.line) == ("on", line_of(VALID + "on: 1\n", "on: 1"))
+    assert parse_policy(VALID.replace("min_probes: 30", "min_probes: 036"), context=ctx).gate.min_probes == 36
+
+
 def test_every_error_is_reported_at_once(ctx):
     text = (
         VALID.replace("{steps: 40,", "{steps: forty,")
@@ -266,10 +290,11 @@ def test_validate_files_reports_each_file_and_kernel_clashes(write, ctx):
     assert "already has a policy in" in issues[0].message and issues[0].line == 1
 
 
-def test_only_safe_yaml(ctx):
-    text = VALID.replace("description: a test policy", "description: !!python/object/apply:os.system ['true']")
+@pytest.mark.parametrize("tagged", ["!!python/object/apply:os.system ['true']", "!local text"])
+def test_only_safe_yaml(ctx, tagged):
+    text = VALID.replace("description: a test policy", f"description: {tagged}")
     issue = only_issue(text, ctx)
-    assert issue.line == line_of(text, "!!python") and "unsupported YAML tag" in issue.message
+    assert issue.line == line_of(text, tagged) and "unsupported YAML tag" in issue.message
 
 
 def test_not_utf8(ctx):
