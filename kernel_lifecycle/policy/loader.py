@@ -167,11 +167,11 @@ def _locate(file: str, root: CommentedMap, loc: Loc, message: str, error_type: s
 
 
 def _paths(node: Any, path: Loc = ()) -> Iterable[tuple[int, Loc]]:
-    """(id, path) of every mapping in the loaded data."""
+    """(id, path) of every mapping in the loaded data (keys as the text they were written as)."""
     if isinstance(node, CommentedMap):
         yield id(node), path
         for key, value in node.items():
-            yield from _paths(value, path + (key,))
+            yield from _paths(value, path + (str(key),))
     elif isinstance(node, CommentedSeq):
         for i, item in enumerate(node):
             yield from _paths(item, path + (i,))
@@ -181,7 +181,7 @@ def _duplicate_keys(file: str, root: CommentedMap, duplicates: list[_Duplicate])
     """safe_load keeps the last of two equal keys without a word; a policy refuses them."""
     paths = dict(_paths(root))
     return [
-        _issue(file, d.position, dotted(paths[id(d.mapping)] + (d.key,)), f"key {d.key!r} appears twice (first on line {d.first_line + 1})")
+        _issue(file, d.position, dotted(paths[id(d.mapping)] + (str(d.key),)), f"key {str(d.key)!r} appears twice (first on line {d.first_line + 1})")
         for d in duplicates
         if id(d.mapping) in paths  # a repeat inside a dropped repeat: that one is reported already
     ]
