@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,7 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "kernel-lifecycle-guard"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._reply(200 if self.path == "/health" else 404, {"ok": self.path == "/health"})
+        if self.path != "/health":
+            self._reply(404, {"ok": False})
+            return
+        with self.server.lock:  # type: ignore[attr-defined]
+            self._reply(200, {"ok": True, **self.server.counts})  # type: ignore[attr-defined]
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -108,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if result.get("repaired"):
             log.info("reverted %s", result["repaired"])
+        with self.server.lock:  # type: ignore[attr-defined]
+            self.server.counts["deliveries"] += 1  # type: ignore[attr-defined]
+            self.server.counts["reverted"] += len(result.get("repaired") or [])  # type: ignore[attr-defined]
         self._reply(200, result)
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
@@ -125,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
 def make_server(host: str, port: int) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), _Handler)
     server.secret = secret()  # type: ignore[attr-defined]
+    # what /health reports: verified deliveries handled, and reverts made (tests wait on them)
+    server.counts = {"deliveries": 0, "reverted": 0}  # type: ignore[attr-defined]
+    server.lock = threading.Lock()  # type: ignore[attr-defined]
     server.daemon_threads = True
     return server
 
