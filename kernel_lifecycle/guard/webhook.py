@@ -104,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.warning("refused a delivery from %s: %s", self.client_address[0], exc)
             self._reply(401, {"error": str(exc)})
             return
+        started = time.monotonic()
         try:
             event = json.loads(body)
             result = handle_event(event, delivery_id=self.headers.get(DELIVERY_HEADER))
@@ -111,6 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("guard could not handle delivery %s", self.headers.get(DELIVERY_HEADER))
             self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
             return
+        log.info(
+            "delivery %s %s (sent at %s) handled in %.2f s: %d reverted",
+            self.headers.get(DELIVERY_HEADER), result.get("event"), self.headers.get(TIMESTAMP_HEADER),
+            time.monotonic() - started, len(result.get("repaired") or []),
+        )
         if result.get("repaired"):
             log.info("reverted %s", result["repaired"])
         with self.server.lock:  # type: ignore[attr-defined]

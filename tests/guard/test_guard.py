@@ -170,3 +170,33 @@ def test_racing_promotions_never_trip_the_guard(three_versions: str) -> None:
     with session_scope() as session:
         audited = repo.get_alias(session, kernel=three_versions, alias="champion")
     assert _mlflow_aliases(three_versions)["champion"] == audited
+
+
+def test_the_scheduler_reverts_drift_on_its_interval(three_versions: str, monkeypatch) -> None:
+    """Webhooks can be lost: `scheduler run` checks every KL_GUARD_INTERVAL seconds."""
+    from kernel_lifecycle.scheduler.service import run_service
+    from kernel_lifecycle.settings import get_settings
+    from tests.scheduler.handlers import db_job
+
+    monkeypatch.setenv("KL_GUARD_INTERVAL", "0.5")
+    get_settings.cache_clear()
+    stop = threading.Event()
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("summary", run_service(handler=db_job, poll=0.2, stop_event=stop, install_signals=False))
+    )
+    thread.start()
+    try:
+        client().set_registered_model_alias(three_versions, "champion", "2")  # while the scheduler runs
+        deadline = time.monotonic() + 60
+        while not _reverted(three_versions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    [row] = _reverted(three_versions)
+    assert (row.from_version, row.to_version, row.details["source"]) == ("2", "3", "scheduler")
+    assert _mlflow_aliases(three_versions) == {"champion": "3"}
+    assert result["summary"].guard_reverted == [
+        {"kernel": three_versions, "alias": "champion", "mlflow_version": "2", "audited_version": "3"}
+    ]
