@@ -200,3 +200,25 @@ def test_the_scheduler_reverts_drift_on_its_interval(three_versions: str, monkey
     assert result["summary"].guard_reverted == [
         {"kernel": three_versions, "alias": "champion", "mlflow_version": "2", "audited_version": "3"}
     ]
+
+
+def test_lineage_and_gate_tags_changed_by_hand_are_restored(three_versions: str) -> None:
+    """A verified tag event: lineage back from the manifest, a gate tag with no gate decision removed."""
+    from kernel_lifecycle.guard.webhook import handle_event
+
+    client().set_model_version_tag(three_versions, "3", "kernel.parent_version", "1")  # rewriting lineage
+    client().set_model_version_tag(three_versions, "3", "gate.status", "passed")  # a gate never run
+    client().set_model_version_tag(three_versions, "3", "owner.note", "mine")  # a person's own tag
+    for key, value in (("kernel.parent_version", "1"), ("gate.status", "passed"), ("owner.note", "mine")):
+        result = handle_event(
+            {"entity": "model_version_tag", "action": "set", "data": {"name": three_versions, "version": "3", "key": key, "value": value}}
+        )
+        assert result["event"] == "model_version_tag.set"
+    tags = registry.get_version(three_versions, "3").tags
+    assert tags["kernel.parent_version"] == "2" and "gate.status" not in tags and tags["owner.note"] == "mine"
+    with session_scope() as session:
+        rows = repo.list_audit(session, kernel=three_versions, actions=("tag_reverted",))
+    assert sorted((r.details["drift"]["tag"], r.details["drift"]["mlflow_value"], r.details["drift"]["expected_value"]) for r in rows) == [
+        ("gate.status", "passed", None),
+        ("kernel.parent_version", "1", "2"),
+    ]
