@@ -55,12 +55,12 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ensure_current()
-    # reach MLflow (and load it) before listening: wrong credentials fail here, not on the first
+    server = make_server(host, port)  # refuses first without KL_GUARD_SECRET
+    # reach MLflow (and load it) before answering: wrong credentials fail here, not on the first
     # delivery, and the first delivery is not slowed by importing MLflow
     from kernel_lifecycle.registry.tracking import client
 
     client().search_registered_models(max_results=1)
-    server = make_server(host, port)
     console.print(f"guard listening on http://{host}:{server.server_address[1]}/ (GET /health)", highlight=False)
     try:
         server.serve_forever()

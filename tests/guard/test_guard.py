@@ -114,58 +114,19 @@ def test_signature_verification_accepts_mlflow_signed_deliveries_only(monkeypatc
         verify("s3cret", {k: v for k, v in headers.items() if "Signature" not in k}, body.encode())
 
 
-def test_serve_and_install_refuse_without_a_secret(cli, kl_home: Path) -> None:
-    code, _, err = cli("guard", "install", "--url", "https://guard.example.com/")
-    assert code == 1 and "KL_GUARD_SECRET" in err
+def test_serve_and_install_refuse_without_a_secret(cli, migrated_db: str) -> None:
+    for args in (("install", "--url", "https://guard.example.com/"), ("serve", "--port", "0")):
+        code, _, err = cli("guard", *args)
+        assert code == 1 and "KL_GUARD_SECRET" in err, err
 
 
 def test_racing_promotions_never_trip_the_guard(three_versions: str) -> None:
     """Promotions (compare-and-set, audit row, then MLflow) race a guard repairing in a loop."""
-    from kernel_lifecycle.errors import RefusedError
-    from kernel_lifecycle.guard.aliases import check
+    from tests.guard.racing import race_promotions
 
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    moves = {"won": 0, "lost": 0}
-    rounds = {"n": 0}
-
-    def guard() -> None:
-        try:
-            while not stop.is_set():
-                result = check(do_repair=True)
-                assert not result.remaining, result.remaining
-                rounds["n"] += 1
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    def promoter(target: str) -> None:
-        try:
-            for _ in range(8):
-                with session_scope() as session:
-                    current = repo.get_alias(session, kernel=three_versions, alias="champion")
-                    try:
-                        registry.move_alias(
-                            session, name=three_versions, alias="champion", version=target if current != target else "1",
-                            actor="ops", reason="race", expected=current,
-                        )
-                        moves["won"] += 1
-                    except RefusedError:
-                        moves["lost"] += 1
-                        session.rollback()
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    watcher = threading.Thread(target=guard)
-    watcher.start()
-    promoters = [threading.Thread(target=promoter, args=(v,)) for v in ("2", "3")]
-    for t in promoters:
-        t.start()
-    for t in promoters:
-        t.join(timeout=300)
-    stop.set()
-    watcher.join(timeout=300)
-    assert not errors, errors
-    assert moves["won"] >= 8 and rounds["n"] >= 1
+    race = race_promotions(three_versions, rounds=8)
+    assert race.won >= 8 and race.guard_rounds >= 1
+    assert race.guard_repaired == [] and race.guard_remaining == []
     assert _reverted(three_versions) == []  # not one of the lifecycle's own moves was reverted
     with session_scope() as session:
         audited = repo.get_alias(session, kernel=three_versions, alias="champion")

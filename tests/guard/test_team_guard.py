@@ -11,7 +11,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,9 +121,8 @@ def test_team_mode_refuses_reads_reverts_admins_and_never_the_lifecycle(
 
     from kernel_lifecycle.db import repo
     from kernel_lifecycle.db.engine import session_scope, upgrade
-    from kernel_lifecycle.errors import RefusedError
-    from kernel_lifecycle.guard.aliases import check
     from kernel_lifecycle.registry import client as registry
+    from tests.guard.racing import race_promotions
 
     guard_secret = secrets.token_hex(16)
     monkeypatch.setenv("KL_DATABASE_URL", postgres_url)
@@ -199,48 +197,17 @@ def test_team_mode_refuses_reads_reverts_admins_and_never_the_lifecycle(
         ]
 
         # racing promotions while the guard serves webhooks and an interval check runs
-        before = _guard_health(port)
-        stop, errors, won = threading.Event(), [], []
-
-        def interval_guard() -> None:
-            while not stop.is_set():
-                try:
-                    assert not check(do_repair=True, source="scheduler").repaired
-                except BaseException as exc:  # noqa: BLE001
-                    errors.append(exc)
-                    return
-
-        def promoter(target: str) -> None:
-            try:
-                for _ in range(6):
-                    with session_scope() as session:
-                        current = repo.get_alias(session, kernel=KERNEL, alias="champion")
-                        try:
-                            registry.move_alias(
-                                session, name=KERNEL, alias="champion", version=target if current != target else "1",
-                                actor="ops", reason="race", expected=current,
-                            )
-                            won.append(target)
-                        except RefusedError:
-                            session.rollback()
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        threads = [threading.Thread(target=interval_guard)] + [threading.Thread(target=promoter, args=(v,)) for v in ("2", "3")]
-        for t in threads:
-            t.start()
-        for t in threads[1:]:
-            t.join(timeout=300)
-        stop.set()
-        threads[0].join(timeout=300)
-        assert not errors, errors
+        # so far: the promotion, the admin's move, its revert, the admin's delete, its restore
+        before = _wait(lambda: (h := _guard_health(port))["deliveries"] >= 5 and h, 60, "earlier deliveries handled")
+        race = race_promotions(KERNEL, rounds=6)
+        assert race.won >= 6 and race.guard_rounds >= 1 and not race.guard_repaired and not race.guard_remaining
         # every promotion's webhook handled, none of them reverted
-        _wait(lambda: _guard_health(port)["deliveries"] >= before["deliveries"] + len(won), 60, "the race's webhooks handled")
+        _wait(lambda: _guard_health(port)["deliveries"] >= before["deliveries"] + race.won, 60, "the race's webhooks handled")
         assert _guard_health(port)["reverted"] == before["reverted"]
         assert len(_reverted()) == 2
         with session_scope() as session:
             assert _champion(auth_server) == repo.get_alias(session, kernel=KERNEL, alias="champion")
-        timings["promotions won in the race"] = len(won)
+        timings["promotions won in the race"] = race.won
         with capsys.disabled():
             print(f"\nteam guard: {timings}")
     finally:
