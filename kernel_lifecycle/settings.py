@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     # weaker choice for machines without it (rlimits and a process group only).
     sandbox: str = "bwrap"
     actor: str | None = None
-    # a folder of skill folders (skill.json + train/dev/fresh.jsonl); default: the demo skills
+    # a folder of skill folders (skill.json + <split>.jsonl for train/dev/test/fresh/relearn; a missing
+    # split is empty); default: the demo skills
     skills_dir: Path | None = None
     # the guard: the HMAC secret MLflow signs its webhooks with (`guard install` registers it,
     # `guard serve` verifies it), and how often the scheduler runs `guard check --repair`

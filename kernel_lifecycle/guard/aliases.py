@@ -1,7 +1,7 @@
 """Alias drift: where MLflow's ``champion``/``candidate`` differ from the lifecycle DB, and the repair.
 
 The lifecycle DB is the truth: every alias move it makes is a compare-and-set on ``kl_aliases``
-with its audit row in the same transaction (``registry.client.move_alias``), so ``kl_aliases`` is
+with its audit row in the same transaction (``kernel_lifecycle.aliases.move_alias``), so ``kl_aliases`` is
 the audit trail's latest word on where each alias must point. A kernel is *managed* once the DB
 holds an alias for it or an active policy names it; on a managed kernel, a guarded alias that
 MLflow has and the DB has not is drift too (someone created it outside the lifecycle).
@@ -21,9 +21,10 @@ from sqlalchemy import select
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.db.models import AliasState, PolicySnapshot
-from kernel_lifecycle.registry.client import ALIASES
+from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.tracking import client
 
+ALIASES = ("champion", "candidate")  # the aliases the lifecycle moves, and so the guard watches
 GUARD_ACTOR = "kernel-lifecycle-guard"
 REVERTED = "alias_reverted"
 # MLflow records no user on an alias move (nor in its webhook payloads); the audit row says so
@@ -76,12 +77,12 @@ def mlflow_targets(kernel: str) -> dict[str, str | None]:
     from mlflow.exceptions import MlflowException
 
     try:
-        aliases = client().get_registered_model(kernel).aliases or {}
+        aliases = registry.alias_targets(kernel)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         aliases = {}
-    return {alias: (str(aliases[alias]) if alias in aliases else None) for alias in ALIASES}
+    return {alias: aliases.get(alias) for alias in ALIASES}
 
 
 def _drift_of(kernel: str, audited: dict[str, str | None], mlflow: dict[str, str | None]) -> list[Drift]:
@@ -105,7 +106,6 @@ def repair(drift: Drift, *, source: str, details: dict[str, Any] | None = None) 
 
     Returns the drift as found under the lock (a promotion may have changed it since
     :func:`find_drift` looked)."""
-    mlflow_client = client()
     with session_scope() as session:
         repo.lock_alias(session, kernel=drift.kernel, alias=drift.alias)
         audited = repo.get_alias(session, kernel=drift.kernel, alias=drift.alias)
@@ -131,9 +131,9 @@ def repair(drift: Drift, *, source: str, details: dict[str, Any] | None = None) 
             details={"drift": now.as_dict(), "source": source, "moved_by": UNKNOWN_MOVER, **(details or {})},
         )
         if audited is None:
-            mlflow_client.delete_registered_model_alias(drift.kernel, drift.alias)
+            client().delete_registered_model_alias(drift.kernel, drift.alias)
         else:
-            mlflow_client.set_registered_model_alias(drift.kernel, drift.alias, audited)
+            registry.set_alias(drift.kernel, drift.alias, audited)
     return now
 
 

@@ -7,11 +7,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.errors import RefusedError
 from kernel_lifecycle.guard.aliases import check
-from kernel_lifecycle.registry import client as registry
 
 
 @dataclass
@@ -45,7 +45,7 @@ def race_promotions(kernel: str, *, rounds: int = 8, targets: tuple[str, ...] = 
                 with session_scope() as session:
                     current = repo.get_alias(session, kernel=kernel, alias="champion")
                     try:
-                        registry.move_alias(
+                        aliases.move_alias(
                             session, name=kernel, alias="champion", version=target if current != target else "1",
                             actor="ops", reason="race", expected=current,
                         )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -24,7 +25,7 @@ def three_versions(migrated_db: str, tmp_path: Path) -> str:
     for version, parent in (("1", None), ("2", "1"), ("3", "2")):
         registry.register_version(make_bundle(tmp_path / f"v{version}", parent=parent, base_dir=base))
     with session_scope() as session:
-        registry.move_alias(session, name="demo-kernel", alias="champion", version="3", actor="ops", reason="release")
+        aliases.move_alias(session, name="demo-kernel", alias="champion", version="3", actor="ops", reason="release")
     return "demo-kernel"
 
 

@@ -121,6 +121,7 @@ def test_team_mode_refuses_reads_reverts_admins_and_never_the_lifecycle(
 
     from kernel_lifecycle.db import repo
     from kernel_lifecycle.db.engine import session_scope, upgrade
+    from kernel_lifecycle import aliases
     from kernel_lifecycle.registry import client as registry
     from tests.guard.racing import race_promotions
 
@@ -164,7 +165,7 @@ def test_team_mode_refuses_reads_reverts_admins_and_never_the_lifecycle(
         for version, parent in (("1", None), ("2", "1"), ("3", "2")):
             registry.register_version(make_bundle(tmp_path / f"v{version}", parent=parent, base_dir=base))
         with session_scope() as session:
-            registry.move_alias(session, name=KERNEL, alias="champion", version="3", actor="ops", reason="release")
+            aliases.move_alias(session, name=KERNEL, alias="champion", version="3", actor="ops", reason="release")
         _wait(lambda: _guard_health(port)["deliveries"] >= 1, 30, "the guard received the promotion's webhook")
         assert _guard_health(port)["reverted"] == 0 and _champion(auth_server) == "3"
 
