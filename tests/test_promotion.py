@@ -165,3 +165,32 @@ def test_a_policy_whose_sunset_passed_since_it_was_applied_still_gates_and_promo
     overdue: list[str] = []
     wanted, refused = desired_jobs(overdue=overdue)
     assert refused == [] and wanted and any("python" in line for line in overdue)
+
+
+def test_a_champion_measured_under_another_harness_is_re_evaluated_under_the_candidates(
+    cli, kernel_with_champion, base_dir, tmp_path
+) -> None:
+    """Scorer parity for real: the champion's report was measured with another budget; the gate
+    loads the champion's bundle, measures it under the candidate's harness (real generation,
+    real arbiters) and compares like with like."""
+    from kernel_lifecycle.boundary.inventory import evaluate_version
+    from kernel_lifecycle.boundary.report import HarnessConfig
+    from kernel_lifecycle.promotion import load_version_report
+
+    new_version = kernel_with_champion
+    probes = {f"{s}/{split}": "" for s in ("python", "cobol") for split in ("test", "fresh")}
+    short = HarnessConfig(max_new_tokens=8, split="test", max_problems=3, probe_digests=probes)
+    longer = short.model_copy(update={"max_new_tokens": 12})
+    champion_kv = registry.resolve("python-kernel@champion")
+    champion = evaluate_version(champion_kv, longer)  # what the champion was gated with, say
+    v2 = new_version(champion, "1")  # a candidate measured under the other harness
+    candidate_report = evaluate_version(registry.get_version("python-kernel", v2), short)
+    v3 = new_version(candidate_report, "1")
+    assert load_version_report(registry.get_version("python-kernel", v3)).harness_hash != champion.harness_hash
+
+    code, out, _ = cli("gate", "python-kernel", v3, "--json")
+    decision = json.loads(out)
+    parity = next(r for r in decision["reasons"] if r["rule"] == "scorer_parity")
+    assert parity["passed"], parity  # compared after re-measuring v1 under v3's harness
+    assert decision["champion_harness"] == decision["candidate_harness"] == candidate_report.harness_hash
+    assert code == 1  # 3 problems per skill is below the policy's min_probes: no verdict, as it should be

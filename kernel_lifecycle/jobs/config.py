@@ -131,6 +131,7 @@ class DownskillConfig(_LoraJob):
     relearn_steps: int = Field(default=8, gt=0)
     relearn_examples: int = Field(default=32, gt=0)
     relearn_lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
+    relearn_problems: int | None = Field(default=60, gt=0, description="gate-split problems measured per relearning step")
 
     @model_validator(mode="after")
     def _method_and_skills(self) -> "DownskillConfig":
@@ -207,6 +208,7 @@ def _plan_fields(kind: str, policy) -> dict[str, Any]:  # noqa: ANN001
             relearn_steps=policy.gate.relearning.steps,
             relearn_examples=policy.gate.relearning.examples,
             relearn_lr=policy.gate.relearning.lr,
+            relearn_problems=policy.gate.relearning.max_problems,
         )
     return fields
 

@@ -179,7 +179,7 @@ def relearning_check(model, tokenizer, spec: DownskillConfig, skill, start: floa
 
     def measure(step: int, m) -> None:  # noqa: ANN001
         value = measure_skill(
-            m, tokenizer, skill=skill, split=spec.harness.split, max_problems=spec.harness.max_problems,
+            m, tokenizer, skill=skill, split=spec.harness.split, max_problems=spec.relearn_problems,
             max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
         ).value
         curve.append(value)
@@ -199,7 +199,7 @@ def relearning_check(model, tokenizer, spec: DownskillConfig, skill, start: floa
         name="relearning",
         passed=recovered is None,
         detail=(
-            f"{skill.name} on the {spec.harness.split} split after each of {spec.relearn_steps} relearning steps "
+            f"{skill.name} on the {spec.harness.split} split (first {spec.relearn_problems or 'all'} problems) after each of {spec.relearn_steps} relearning steps "
             f"(lr {spec.relearn_lr}, {len(data)} relearn probes): {shape}; started at {start:.3f} before the downskill; "
             + (f"back above half the start ({half:.3f}) after {recovered} step(s): the skill was hidden, not removed"
                if recovered is not None else f"not back to half the start ({half:.3f}) within the budget")

@@ -394,6 +394,9 @@ class RelearningCheck(_Model):
     steps: int = Field(default=8, gt=0, le=200)
     examples: int = Field(default=32, gt=0, description="probes of the retired skill's relearn split")
     lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
+    max_problems: int | None = Field(
+        default=60, gt=0, description="gate-split problems measured after each step (None: all); 60 resolve half of any start above 0.1",
+    )
 
 
 class GateSettings(_Model):

@@ -55,7 +55,8 @@ def _cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
 def tiny_kernel(kl_home, monkeypatch, tmp_path, migrated_db):
     """The tiny kernel v1 (distilled), champion, with a policy applied; env for subprocesses."""
     from kernel_lifecycle.boundary.report import HarnessConfig
-    from kernel_lifecycle.jobs import distill
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import DistillConfig
     from kernel_lifecycle.policy.loader import load_policy
     from kernel_lifecycle.policy_apply import apply_policy
 
@@ -65,11 +66,11 @@ def tiny_kernel(kl_home, monkeypatch, tmp_path, migrated_db):
     policy.write_text(POLICY)
     apply_policy(load_policy(policy), actor="alice")
     teacher = make_tiny_base(tmp_path / "teacher", hidden=32, layers=2)
-    spec = distill.DistillSpec(
+    spec = DistillConfig(
         kernel="tiny", skills=["py", "cob"], teacher=str(teacher), steps=2, batch_size=4, eval_every=2,
-        eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="dev"),
+        eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="test"),
     )
-    v1 = distill.run(spec, actor="test", progress=False).version
+    v1 = run_job(spec, actor="test").version
     with session_scope() as session:
         aliases.move_alias(session, name="tiny", alias="champion", version=v1, actor="alice", reason="setup")
     dispose_engines()

@@ -72,7 +72,8 @@ def test_kill_9_during_a_real_downskill(postgres_url: str, kl_home: Path, monkey
     from tests.factories import make_tiny_base, write_tiny_skills
 
     from kernel_lifecycle.boundary.report import HarnessConfig
-    from kernel_lifecycle.jobs import distill
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import DistillConfig
     from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.registry.tracking import client as mlflow_client
 
@@ -82,13 +83,12 @@ def test_kill_9_during_a_real_downskill(postgres_url: str, kl_home: Path, monkey
     get_settings.cache_clear()
     upgrade(url)
     teacher = make_tiny_base(tmp_path / "teacher", hidden=32, layers=2)
-    v1 = distill.run(
-        distill.DistillSpec(
+    v1 = run_job(
+        DistillConfig(
             kernel="tiny", skills=["py", "cob"], teacher=str(teacher), steps=4, batch_size=4, eval_every=2,
-            eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="dev"), report_skills=["py", "cob", "sq"],
+            eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="test"), report_skills=["py", "cob", "sq"],
         ),
         actor="test",
-        progress=False,
     ).version
     with session_scope(url) as session:
         aliases.move_alias(session, name="tiny", alias="champion", version=v1, actor="test", reason="setup")
