@@ -140,6 +140,19 @@ class BoundaryReport(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
+    def summary(self) -> str:
+        """Per skill: the gate-split value, the fresh value and the gap (the version page's text)."""
+        parts = []
+        for name, m in self.skills.items():
+            part = f"{m.summary()} ({self.gate_split})"
+            if name in self.fresh and self.fresh[name] is not m:
+                part += f", fresh {100 * self.fresh[name].value:.1f}%"
+            if name in self.gaps:
+                g = self.gaps[name]
+                part += f", gap {100 * g.gap:+.1f} pts [{100 * g.low:+.1f}, {100 * g.high:+.1f}]"
+            parts.append(part)
+        return "; ".join(parts)
+
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
 

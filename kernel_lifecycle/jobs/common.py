@@ -201,7 +201,7 @@ class ChildJob:
             policy_sha256=policy_sha256,
             data_digests=self.digests,
         )
-        summary = "; ".join(m.summary() for m in report.skills.values())
+        summary = report.summary()
         return ctx.register_candidate(bundle, report, description=f"{description}. {summary}", parent=self.parent_kv)
 
 

@@ -163,7 +163,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
             bundle,
             report,
             description=f"distilled from {teacher_uri} on {', '.join(spec.skills)} ({n_layers}-layer student). "
-            + "; ".join(m.summary() for m in report.skills.values()),
+            + report.summary(),
         )
 
 
