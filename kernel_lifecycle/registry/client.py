@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError, RefusedError
 from kernel_lifecycle.registry.bundle import Manifest, verify_bundle
+from kernel_lifecycle.registry.pyfunc import add_pyfunc_flavor
 from kernel_lifecycle.registry.tracking import client, experiment_id
 from kernel_lifecycle.settings import get_settings
 
@@ -68,14 +69,15 @@ def _mlflow_errors():  # noqa: ANN202
     return MlflowException
 
 
-def _to_kv(mv) -> KernelVersion:  # noqa: ANN001
+def _to_kv(mv, aliases: tuple[str, ...] | None = None) -> KernelVersion:  # noqa: ANN001
+    """``aliases``: for versions from a search, which returns none (mlflow/mlflow#9783)."""
     return KernelVersion(
         name=mv.name,
         version=str(mv.version),
         run_id=mv.run_id,
         source=mv.source,
         tags=dict(mv.tags or {}),
-        aliases=tuple(getattr(mv, "aliases", []) or ()),
+        aliases=tuple(getattr(mv, "aliases", []) or ()) if aliases is None else aliases,
         description=mv.description or "",
         created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc)
         if mv.creation_timestamp
@@ -125,10 +127,18 @@ def list_kernels() -> list[dict]:
 
 
 def list_versions(name: str) -> list[KernelVersion]:
-    if not kernel_exists(name):
-        raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them")
+    """Every version with its aliases, taken from the registered model (a version search has none)."""
+    try:
+        model = client().get_registered_model(name)
+    except _mlflow_errors():
+        raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them") from None
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted((model.aliases or {}).items()):
+        by_version.setdefault(str(version), []).append(alias)
     versions = client().search_model_versions(f"name='{name}'", max_results=10000)
-    return sorted((_to_kv(v) for v in versions), key=lambda kv: int(kv.version))
+    return sorted(
+        (_to_kv(v, tuple(by_version.get(str(v.version), ()))) for v in versions), key=lambda kv: int(kv.version)
+    )
 
 
 def get_version(name: str, version: str) -> KernelVersion:
@@ -219,6 +229,7 @@ def register_version(
     manifest = verify_bundle(Path(bundle_dir))
     if manifest.parent_version:
         get_version(manifest.kernel, manifest.parent_version)
+    add_pyfunc_flavor(Path(bundle_dir))  # every version is also an MLflow model (pyfunc)
     mlflow_client = client()
     own_run = run_id is None
     if own_run:
