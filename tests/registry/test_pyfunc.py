@@ -154,3 +154,33 @@ def test_mlflow_models_serve_answers_invocations(champion: str, bundle: Path, tm
     finally:
         stop_group(proc)
     assert answer == {"predictions": [expected_completion(bundle, 12)]}
+
+
+def test_flavor_leaves_the_bundle_and_its_hashes_as_they_are(tmp_path: Path) -> None:
+    from kernel_lifecycle.hashing import sha256_tree
+    from kernel_lifecycle.registry.bundle import verify_bundle
+    from kernel_lifecycle.registry.pyfunc import add_pyfunc_flavor
+
+    bundle = make_bundle(tmp_path, n_adapters=1)
+    before = (sha256_tree(bundle / "adapters"), (bundle / "manifest.json").read_bytes())
+    add_pyfunc_flavor(bundle)
+    add_pyfunc_flavor(bundle)  # idempotent: registering a bundle twice rewrites the same files
+    assert (sha256_tree(bundle / "adapters"), (bundle / "manifest.json").read_bytes()) == before
+    assert verify_bundle(bundle).adapters[0].sha256 == json.loads(before[1])["adapters"][0]["sha256"]
+    assert (bundle / "MLmodel").is_file() and (bundle / "kernel_model.py").is_file()
+
+
+def test_versions_registered_before_the_flavor_still_load(kl_home: Path, tmp_path: Path) -> None:
+    """A version whose source is a bare bundle (no MLmodel), as registered before this change."""
+    from kernel_lifecycle.models.loading import load_kernel
+    from kernel_lifecycle.registry.tracking import client, experiment_id
+
+    bundle = make_bundle(tmp_path, n_adapters=1)
+    mlflow_client = client()
+    run_id = mlflow_client.create_run(experiment_id()).info.run_id
+    mlflow_client.log_artifacts(run_id, str(bundle), artifact_path="bundle")
+    mlflow_client.create_registered_model("demo-kernel")
+    mlflow_client.create_model_version("demo-kernel", f"runs:/{run_id}/bundle", run_id=run_id)
+    local = registry.fetch_bundle(registry.resolve("demo-kernel@1"))
+    assert not (local / "MLmodel").exists()
+    assert load_kernel(local).manifest.kernel == "demo-kernel"
