@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
 from kernel_lifecycle.cli.ui import free_port
-from tests.scheduler.procs import wait_for
+from tests.servers import stop_group, wait_until_answers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,18 +27,9 @@ def test_ui_leaves_no_child_behind(kl_home: Path, tmp_path: Path, sig: signal.Si
         [sys.executable, "-m", "kernel_lifecycle.cli", "ui", "--port", str(port)],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+    children: list[psutil.Process] = []
     try:
-
-        def answers() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"ui exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_for(answers, 300, "the MLflow UI to answer /health")
+        wait_until_answers(proc, f"http://127.0.0.1:{port}/health", log)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "ui should run mlflow ui as a child"
         assert any("uvicorn" in " ".join(c.cmdline()) or "mlflow" in " ".join(c.cmdline()) for c in children)
@@ -49,8 +39,7 @@ def test_ui_leaves_no_child_behind(kl_home: Path, tmp_path: Path, sig: signal.Si
         gone, alive = psutil.wait_procs(children, timeout=60)
         assert not alive, [(c.pid, c.cmdline()) for c in alive]
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
+        stop_group(proc)
+        for child in children:  # mlflow ui runs in a group of its own: what a failing ui left behind
+            if child.is_running():
+                child.kill()

@@ -229,8 +229,8 @@ def register_version(
     manifest = verify_bundle(Path(bundle_dir))
     if manifest.parent_version:
         get_version(manifest.kernel, manifest.parent_version)
-    add_pyfunc_flavor(Path(bundle_dir))  # every version is also an MLflow model (pyfunc)
     mlflow_client = client()
+    add_pyfunc_flavor(Path(bundle_dir))  # every version is also an MLflow model (pyfunc)
     own_run = run_id is None
     if own_run:
         run = mlflow_client.create_run(

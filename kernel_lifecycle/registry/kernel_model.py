@@ -131,15 +131,22 @@ def resolve_base(uri: str, expected_sha256: str, base_dir: str | None = None) ->
     return path
 
 
-def _merge_adapter(model, adapter_dir: Path, name: str, weight: float):  # noqa: ANN001, ANN202
-    from peft import PeftModel
+def scale_adapter(peft_model, name: str, weight: float) -> None:  # noqa: ANN001
+    """Scale adapter ``name`` by ``weight`` before it is merged (negative: a negation adapter).
 
-    peft_model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name, is_trainable=False)
+    kernel-lifecycle's own loader uses this too, so both stack adapters the same way."""
     if weight != 1.0:
         for module in peft_model.modules():
             scaling = getattr(module, "scaling", None)
             if isinstance(scaling, dict) and name in scaling:
                 scaling[name] *= weight
+
+
+def _merge_adapter(model, adapter_dir: Path, name: str, weight: float):  # noqa: ANN001, ANN202
+    from peft import PeftModel
+
+    peft_model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name, is_trainable=False)
+    scale_adapter(peft_model, name, weight)
     return peft_model.merge_and_unload()
 
 
@@ -203,4 +210,7 @@ class KernelModel(PythonModel):
         return completions
 
 
-set_model(KernelModel())
+# MLflow runs this file under a module name of its own and takes the model set here; imported
+# as part of kernel_lifecycle (for scale_adapter), it registers nothing.
+if __name__ != "kernel_lifecycle.registry.kernel_model":
+    set_model(KernelModel())

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.settings import get_settings
 from tests.factories import make_bundle, make_tiny_base
-from tests.scheduler.procs import wait_for
+from tests.servers import stop_group, wait_until_answers
 
 PROMPT = "def add(a, b):\n"
 
@@ -62,19 +60,6 @@ def _without_kernel_lifecycle(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", guard + code], env=env, capture_output=True, text=True, timeout=600, cwd="/"
     )
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Stop the process group this test started (the server and the workers it spawned)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=30)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def test_alias_uri_loads_as_pyfunc_without_this_project(champion: str, bundle: Path) -> None:
@@ -133,18 +118,8 @@ def test_mlflow_models_serve_answers_invocations(champion: str, bundle: Path, tm
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"mlflow models serve exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     try:
-        wait_for(ready, 300, "mlflow models serve to answer /ping")
+        wait_until_answers(proc, f"{url}/ping", log)
         body = json.dumps({"inputs": [PROMPT], "params": {"max_new_tokens": 12}}).encode()
         request = urllib.request.Request(
             f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}, method="POST"
