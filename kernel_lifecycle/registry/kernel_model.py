@@ -46,8 +46,11 @@ class KernelBundleError(RuntimeError):
 
 
 def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:  # in 1 MiB chunks: a base's weights need not fit in memory
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def base_weights_sha256(base_dir: Path) -> str:
