@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -64,7 +65,7 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     ceiling = next(r for r in json.loads(out)["reasons"] if r["rule"] == "ceiling")
     assert not ceiling["passed"] and "ceiling 0.050" in ceiling["message"]
 
-    no_truncation = new_version(make_report(checks=("fresh_dev_agreement", "scorer_parity", "contamination")), "1")
+    no_truncation = new_version(make_report(checks=("generalization", "scorer_parity", "contamination")), "1")
     code, out, _ = cli("gate", "python-kernel", no_truncation, "--json")
     assert code == 1
     assert any("'truncation' is missing" in r["message"] for r in json.loads(out)["reasons"])
@@ -93,8 +94,8 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     other = new_version(make_report(), "1")
     assert cli("gate", "python-kernel", other)[0] == 0
     with session_scope() as session:
-        registry.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
-        registry.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
     assert cli("approve", "python-kernel", other, "--actor", "alice")[0] == 0
 
 

@@ -21,7 +21,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    for optional in ("db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "ui", "quickstart"):
+    for optional in (
+        "db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "ui", "quickstart", "skills",
+    ):
         try:
             module = __import__(f"kernel_lifecycle.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError as exc:  # a group not built yet

@@ -59,7 +59,7 @@ def test_example_policy_validates_against_the_demo_skills():
     assert loaded.policy.kernel == "python-kernel"
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
     assert loaded.policy.retired("cobol").sunset > TODAY
-    assert set(loaded.policy.gate.required_checks) == {"truncation", "fresh_dev_agreement", "scorer_parity", "contamination"}
+    assert set(loaded.policy.gate.required_checks) == {"truncation", "generalization", "scorer_parity", "contamination", "relearning"}
 
 
 def test_yaml_syntax_error_has_line_and_column(ctx):
@@ -170,10 +170,18 @@ def test_downskill_method_by_name_only(ctx):
 def test_method_options_must_fit_the_method(ctx):
     text = VALID.replace("method: npo", "method: grad_ascent")
     _policy, issues = check_policy(text, context=ctx)
-    assert {i.field for i in issues} == {
-        "plans.downskill.hyperparameters.beta",
-        "plans.downskill.hyperparameters.retain_weight",
-    }
+    assert {i.field for i in issues} == {"plans.downskill.options.beta", "plans.downskill.options.retain_weight"}
+    assert all("its options: none" in i.message for i in issues)
+
+
+def test_options_written_under_hyperparameters_are_still_read(ctx):
+    """Policies from before ``options`` existed (and their stored snapshots) keep working."""
+    text = VALID.replace(
+        "    hyperparameters: {steps: 30, lr: 2.0e-3, eval_every: 10, rank: 4}\n    options: {beta: 0.1, retain_weight: 1.0}\n",
+        "    hyperparameters: {steps: 30, lr: 2.0e-3, beta: 0.3, retain_weight: 1.0, eval_every: 10, rank: 4}\n",
+    )
+    assert text != VALID
+    assert parse_policy(text, context=ctx).plans.downskill.method_options() == {"beta": 0.3, "retain_weight": 1.0}
 
 
 def test_training_on_the_dev_split_is_refused(ctx):

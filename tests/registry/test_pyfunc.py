@@ -35,12 +35,13 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def champion(kl_home: Path, bundle: Path) -> str:
     """The bundle registered and promoted (alias moved with its audit row): its alias URI."""
+    from kernel_lifecycle import aliases
     from kernel_lifecycle.db.engine import session_scope, upgrade
 
     upgrade()
     kv = registry.register_version(bundle)
     with session_scope() as session:
-        registry.move_alias(session, name=kv.name, alias="champion", version=kv.version, actor="ci", reason="test")
+        aliases.move_alias(session, name=kv.name, alias="champion", version=kv.version, actor="ci", reason="test")
     return f"models:/{kv.name}@champion"
 
 

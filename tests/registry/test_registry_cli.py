@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -61,7 +62,7 @@ def test_three_versions_lineage_and_rollback(cli, migrated_db: str, assets: dict
 
     with session_scope() as session:
         for version in ("1", "3"):
-            registry.move_alias(
+            aliases.move_alias(
                 session, name="demo-kernel", alias="champion", version=version, actor="ci", reason="promote"
             )
     code, out, err = cli(
@@ -168,7 +169,7 @@ def test_show_lists_each_versions_aliases(cli, migrated_db: str, assets: dict[st
         assert cli("kernels", "register", assets[key])[0] == 0
     with session_scope() as session:
         for alias, version in (("champion", "1"), ("candidate", "2")):
-            registry.move_alias(session, name="demo-kernel", alias=alias, version=version, actor="ci", reason="t")
+            aliases.move_alias(session, name="demo-kernel", alias=alias, version=version, actor="ci", reason="t")
     code, out, err = cli("kernels", "show", "demo-kernel", "--json")
     assert code == 0, err
     assert [(v["version"], v["aliases"]) for v in json.loads(out)] == [("1", ["champion"]), ("2", ["candidate"])]
