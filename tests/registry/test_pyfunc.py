@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -33,13 +34,27 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def champion(kl_home: Path, bundle: Path) -> str:
-    """The bundle registered and promoted (alias moved with its audit row): its alias URI."""
+def champion(kl_home: Path, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The bundle registered and promoted (alias moved with its audit row): its alias URI.
+
+    As in the quickstart, the manifest references its base as an artifact of an MLflow run
+    (``runs:/<run>/base``), which a consumer's load downloads from the same store."""
     from kernel_lifecycle import aliases
     from kernel_lifecycle.db.engine import session_scope, upgrade
+    from kernel_lifecycle.registry.tracking import client, experiment_id
 
     upgrade()
-    kv = registry.register_version(bundle)
+    mlflow_client = client()
+    run_id = mlflow_client.create_run(experiment_id(), run_name="base").info.run_id
+    mlflow_client.log_artifacts(run_id, str(bundle.parent / "base"), artifact_path="base")
+    mlflow_client.set_terminated(run_id)
+    own = tmp_path / "bundle"
+    shutil.copytree(bundle, own)
+    manifest = json.loads((own / "manifest.json").read_text())
+    manifest["base"]["uri"] = f"runs:/{run_id}/base"
+    (own / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("KL_BASE_CACHE", str(tmp_path / "bases"))
+    kv = registry.register_version(own)
     with session_scope() as session:
         aliases.move_alias(session, name=kv.name, alias="champion", version=kv.version, actor="ci", reason="test")
     return f"models:/{kv.name}@champion"
@@ -82,6 +97,9 @@ def test_alias_uri_loads_as_pyfunc_without_this_project(champion: str, bundle: P
         f"print('RESULT', json.dumps(model.predict([{PROMPT!r}], params={{'max_new_tokens': 12}})))\n"
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    # the base came from the store (runs:/), into the consumer's cache, named by its sha256
+    manifest = json.loads((source / "manifest.json").read_text())
+    assert [p.name for p in Path(os.environ["KL_BASE_CACHE"]).iterdir()] == [manifest["base"]["sha256"]]
     completions = json.loads(run.stdout.split("RESULT ", 1)[1])
     assert completions == [expected_completion(bundle, 12)]
 
