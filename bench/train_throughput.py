@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +29,10 @@ from kernel_lifecycle.training.data import Batch, Pair, batches, encode_probes, 
 from kernel_lifecycle.training.lora import attach_lora
 from kernel_lifecycle.training.loop import train
 from kernel_lifecycle.training.losses import ce_loss
-from kernel_lifecycle.training.tiny import tiny_llama, toy_probes, toy_tokenizer
 from kernel_lifecycle.unlearning import get_method
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers' tiny models live in tests/
+from tests.tiny import tiny_llama, toy_probes, toy_tokenizer  # noqa: E402
 
 LR = 1e-4  # small: the bench measures speed, it should not drive the adapter anywhere odd
 BETA = 0.1

@@ -64,7 +64,7 @@ from statistics import NormalDist
 
 from pydantic import BaseModel, Field
 
-from kernel_lifecycle.boundary.metrics import bootstrap_means, pass_at_k_one
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, ProblemResult, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
 
@@ -127,15 +127,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return pass_at_k_one(n, c, min(k, n)) if n > 0 else 0.0
 
 
-def mcnemar_exact_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
-    m = b + c
-    if m == 0:
-        return 1.0
-    tail = sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m
-    return min(1.0, 2.0 * tail)
-
-
 def tango_z(b: int, c: int, n: int, delta: float) -> float:
     """Tango's score statistic for H0: p12 - p21 = delta (paired binary, n pairs).
 
@@ -151,18 +142,18 @@ def tango_z(b: int, c: int, n: int, delta: float) -> float:
 
 
 def tango_upper(b: int, c: int, n: int, alpha: float) -> float:
-    """One-sided (1 - alpha) upper confidence bound of the drop (p12 - p21), by score inversion."""
+    """One-sided (1 - alpha) upper confidence bound of the drop (p12 - p21), by score inversion.
+
+    Z decreases in delta and is 0 at the observed drop (b - c) / n: the bound is the root of
+    Z(delta) = -z above it, or 1 when even delta -> 1 is not rejected.
+    """
+    from scipy.optimize import brentq
+
     z = NormalDist().inv_cdf(1 - alpha)
-    lo, hi = (b - c) / n, 1.0
-    if tango_z(b, c, n, hi - 1e-12) >= -z:
+    lo, hi = (b - c) / n, 1.0 - 1e-12
+    if tango_z(b, c, n, hi) >= -z:
         return 1.0
-    for _ in range(60):  # Z decreases in delta: bisect for Z(delta) = -z
-        mid = (lo + hi) / 2
-        if tango_z(b, c, n, mid) >= -z:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return float(brentq(lambda delta: tango_z(b, c, n, delta) + z, lo, hi, xtol=1e-15))
 
 
 def bootstrap_upper(diffs: Sequence[float], alpha: float, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> float:

@@ -94,9 +94,8 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         )
     status = "passed" if decision.passed else "failed"
     summary = decision.summary()
-    registry.set_version_tag(kernel, candidate_kv.version, "gate.status", status)
-    registry.set_version_tag(kernel, candidate_kv.version, "gate.champion", champion_version or "(none)")
-    registry.set_version_tag(kernel, candidate_kv.version, "gate.report", summary[:4900])
+    for key, value in gate_tags(passed=decision.passed, champion_version=champion_version, summary=summary).items():
+        registry.set_version_tag(kernel, candidate_kv.version, key, value)
     job_part = candidate_kv.description.split(GATE_SEPARATOR)[-1]
     registry.set_version_description(
         kernel,
@@ -105,6 +104,15 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         f"(policy {active.sha256[:12]}):\n\n{summary}{GATE_SEPARATOR}{job_part}",
     )
     return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
+
+
+def gate_tags(*, passed: bool, champion_version: str | None, summary: str) -> dict[str, str]:
+    """The tags a gate decision writes onto its version (the guard restores them from the DB)."""
+    return {
+        "gate.status": "passed" if passed else "failed",
+        "gate.champion": champion_version or "(none)",
+        "gate.report": summary[:4900],
+    }
 
 
 def with_overdue_sunsets(decision, policy, today=None):  # noqa: ANN001, ANN201

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # a folder of skill folders (skill.json + <split>.jsonl for train/dev/test/fresh/relearn; a missing
     # split is empty); default: the demo skills
     skills_dir: Path | None = None
+    # the guard: the HMAC secret MLflow signs its webhooks with (`guard install` registers it,
+    # `guard serve` verifies it), and how often the scheduler runs `guard check --repair`
+    # (seconds; 0 turns the interval check off)
+    guard_secret: SecretStr | None = None
+    guard_interval: float = Field(default=60.0, ge=0.0)
 
     @field_validator("sandbox")
     @classmethod

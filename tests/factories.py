@@ -10,7 +10,7 @@ from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifes
 
 def make_tiny_base(path: Path, *, hidden: int = 16, seed: int = 0, layers: int = 1) -> Path:
     """A random small Llama with a real (tiny) BPE tokenizer, saved as safetensors."""
-    from kernel_lifecycle.training.tiny import tiny_llama, toy_tokenizer
+    from tests.tiny import tiny_llama, toy_tokenizer
 
     tokenizer = toy_tokenizer()
     model = tiny_llama(tokenizer, layers=layers, hidden=hidden, heads=2, seed=seed)

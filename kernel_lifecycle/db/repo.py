@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -167,10 +167,14 @@ def record_audit(
     return event
 
 
-def list_audit(session: Session, *, kernel: str | None = None, limit: int = 100) -> list[AuditEvent]:
+def list_audit(
+    session: Session, *, kernel: str | None = None, limit: int = 100, actions: tuple[str, ...] | None = None
+) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if kernel:
         query = query.where(AuditEvent.kernel == kernel)
+    if actions:
+        query = query.where(AuditEvent.action.in_(actions))
     return list(session.scalars(query))
 
 
@@ -182,14 +186,34 @@ def get_alias(session: Session, *, kernel: str, alias: str) -> str | None:
     return row.version if row else None
 
 
+def lock_alias(session: Session, *, kernel: str, alias: str) -> None:
+    """Hold ``kernel``/``alias`` against every other writer until this transaction ends.
+
+    Promotions and the guard both take it, so the guard never sees a promotion half done (the DB
+    row written, MLflow moved, the commit not yet made) and reverts it. PostgreSQL: a
+    transaction-scoped advisory lock (it also covers an alias that has no row yet). SQLite: any
+    write statement takes the database's write lock until commit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"kl_aliases/{kernel}/{alias}"})
+        return
+    session.execute(
+        update(AliasState)
+        .where(AliasState.kernel == kernel, AliasState.alias == alias)
+        .values(revision=AliasState.revision)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def compare_and_set_alias(
     session: Session, *, kernel: str, alias: str, expected: str | None, new: str
 ) -> bool:
     """Move ``alias`` to ``new`` only if it still points at ``expected`` (None: unset).
 
-    On PostgreSQL the UPDATE takes the row lock, so of concurrent callers expecting the
-    same version exactly one sees rowcount 1; a first assignment races on the primary key.
+    Takes :func:`lock_alias` first; on PostgreSQL the UPDATE also takes the row lock, so of
+    concurrent callers expecting the same version exactly one sees rowcount 1.
     """
+    lock_alias(session, kernel=kernel, alias=alias)
     if expected is None:
         if session.get(AliasState, (kernel, alias)) is not None:
             return False

@@ -124,12 +124,12 @@ def list_kernels() -> list[dict]:
 def list_versions(name: str) -> list[KernelVersion]:
     """Every version with its aliases, taken from the registered model (a version search has none)."""
     try:
-        model = client().get_registered_model(name)
+        targets = alias_targets(name)
     except _mlflow_errors():
         raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them") from None
     by_version: dict[str, list[str]] = {}
-    for alias, version in sorted((model.aliases or {}).items()):
-        by_version.setdefault(str(version), []).append(alias)
+    for alias, version in sorted(targets.items()):
+        by_version.setdefault(version, []).append(alias)
     versions = client().search_model_versions(f"name='{name}'", max_results=10000)
     return sorted(
         (_to_kv(v, tuple(by_version.get(str(v.version), ()))) for v in versions), key=lambda kv: int(kv.version)

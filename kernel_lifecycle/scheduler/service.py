@@ -1,6 +1,7 @@
 """`scheduler run`: the long-running service around a BackgroundScheduler.
 
-Start (and every ``recover_every`` seconds): fail what a dead scheduler on this host left running (its jobs via ``repo.fail_orphaned_jobs``, its
+Every ``KL_GUARD_INTERVAL`` seconds it also runs the guard's ``check --repair`` (alias moves made
+outside the lifecycle, put back and audited). Start (and every ``recover_every`` seconds): fail what a dead scheduler on this host left running (its jobs via ``repo.fail_orphaned_jobs``, its
 leases via ``leases.fail_orphaned_leases``) and queue their retries by the policy's rule. Then
 run: APScheduler submits due fires from the shared store to :class:`LeaseExecutor`; the main
 loop wakes the scheduler every ``poll`` seconds (other processes' ``sync`` edits the store, and
@@ -42,6 +43,7 @@ class RunSummary:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)  # fires failed at stop because they did not finish
     stopped_by: str = ""
+    guard_reverted: list[dict[str, Any]] = field(default_factory=list)  # alias moves the guard put back
 
 
 def _retry_rule(base_id: str) -> tuple[int, float] | None:
@@ -145,10 +147,11 @@ def _on_missed(event) -> None:  # noqa: ANN001
 def build_scheduler(url: str):  # noqa: ANN201
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
 
-    from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore, safe_background_scheduler
+    from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore
 
-    scheduler = safe_background_scheduler(
+    scheduler = BackgroundScheduler(
         jobstores={"default": SharedJobStore(url), "local": MemoryJobStore()},
         # one fire at a time per process: plans train models on the same few cores
         executors={"default": LeaseExecutor(max_workers=1)},
@@ -201,6 +204,8 @@ def run_service(
     log.info("scheduler %s started on %s: %d job(s)", owner, redact(url), len(scheduler.get_jobs("default")))
     started = time.monotonic()
     recovered_at = started
+    guard_every = get_settings().guard_interval
+    guarded_at = started - guard_every  # the first round checks at once
     queued: set[tuple[str, datetime]] = set()
     try:
         while not stop.is_set():
@@ -213,6 +218,9 @@ def run_service(
                     summary.recovered_leases += again.recovered_leases
                     summary.retries_queued += again.retries_queued
                 _queue_due_retries(scheduler, queued)
+                if guard_every and time.monotonic() - guarded_at >= guard_every:
+                    guarded_at = time.monotonic()
+                    summary.guard_reverted += _guard_round()
             except Exception as exc:  # noqa: BLE001 - a database blip must not end the service
                 log.warning("scheduler housekeeping failed, retrying next round: %s", str(exc).splitlines()[0])
             if duration is not None and time.monotonic() - started >= duration:
@@ -239,6 +247,18 @@ def run_service(
     summary.outcomes = list(fire_mod.STATE.outcomes)
     log.info("scheduler %s stopped (%s): %d fire(s) handled", owner, summary.stopped_by, len(summary.outcomes))
     return summary
+
+
+def _guard_round() -> list[dict[str, Any]]:
+    """`guard check --repair` (webhook deliveries are fire-and-forget: this is the backstop)."""
+    from kernel_lifecycle.guard.aliases import check
+
+    result = check(do_repair=True, source="scheduler")
+    for drift in result.repaired:
+        log.info("guard reverted %s %s: MLflow had %s, the audit says %s", drift.kernel, drift.alias, drift.mlflow_version, drift.audited_version)
+    for left in result.remaining:
+        log.warning("guard could not revert %s", left)
+    return [d.as_dict() for d in result.repaired]
 
 
 def _queue_due_retries(scheduler, queued: set[tuple[str, datetime]]) -> None:  # noqa: ANN001

@@ -150,11 +150,13 @@ def policy_trigger_jobs(
 def open_scheduler(url: str | None = None) -> Iterator[Any]:
     """A paused BackgroundScheduler on the shared store: to read and edit jobs, never to run them."""
 
-    from kernel_lifecycle.scheduler.store import SharedJobStore, safe_background_scheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from kernel_lifecycle.scheduler.store import SharedJobStore
 
     url = url or get_settings().db_url
     ensure_current(url)
-    scheduler = safe_background_scheduler(jobstores={"default": SharedJobStore(url)}, timezone="UTC")
+    scheduler = BackgroundScheduler(jobstores={"default": SharedJobStore(url)}, timezone="UTC")
     scheduler.start(paused=True)
     try:
         yield scheduler

@@ -9,7 +9,6 @@ from kernel_lifecycle.boundary.checks import (
     generalization_check,
     require_parity,
     scorer_parity_check,
-    sign_test_p,
     truncation_check,
 )
 from kernel_lifecycle.boundary.report import ProblemResult, SkillMetrics
@@ -25,13 +24,6 @@ def _m(passes: list[int], *, truncated: float = 0.0, split: str = "test", prefix
         value=value, ci_low=max(0.0, value - 0.1), ci_high=min(1.0, value + 0.1), mean_entropy=0.3,
         truncation_rate=truncated, problems=[ProblemResult(task_id=f"{prefix}/{i}", n=1, c=c) for i, c in enumerate(passes)],
     )
-
-
-def test_sign_test_is_mcnemar_exact():
-    from scipy.stats import binomtest
-
-    assert sign_test_p(0, 0) == 1.0
-    assert sign_test_p(2, 9) == pytest.approx(binomtest(9, 11, 0.5).pvalue)
 
 
 def test_truncation_fails_on_a_significant_shift_at_2x_even_without_a_crossing():

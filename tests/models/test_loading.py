@@ -10,7 +10,7 @@ import pytest
 from kernel_lifecycle.boundary.generation import generate
 from kernel_lifecycle.errors import BundleError
 from kernel_lifecycle.models.loading import base_sha256, load_base, load_kernel
-from kernel_lifecycle.training.tiny import tiny_llama, toy_tokenizer
+from tests.tiny import tiny_llama, toy_tokenizer
 from tests.factories import make_bundle, make_lora_adapter, make_tiny_base
 
 

@@ -176,3 +176,23 @@ def test_show_lists_each_versions_aliases(cli, migrated_db: str, assets: dict[st
     code, out, _ = cli("kernels", "show", "demo-kernel")
     rows = {line.split()[1]: line for line in out.splitlines() if line.strip()[:1] in "│|" and line.split()[1:2] in (["1"], ["2"])}
     assert "champion" in rows["1"] and "candidate" in rows["2"], out
+
+
+def test_a_corrupted_cached_bundle_is_fetched_again(migrated_db: str, assets: dict[str, Path]) -> None:
+    """A cached download that fails verification heals by itself; only a bad store copy refuses."""
+    from kernel_lifecycle.errors import BundleError
+    from kernel_lifecycle.registry.tracking import client as mlflow_client
+
+    kv = registry.register_version(assets["v1"])
+    local = registry.fetch_bundle(kv)
+    weights = local / "adapters" / "adapter0" / "adapter_model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-7] + b"garbage")  # e.g. a download cut while the store was bad
+    assert registry.fetch_bundle(kv) == local and weights.read_bytes() == good
+
+    # the store's own copy is damaged too: refused, naming the file and what to do
+    artifact_root = Path(mlflow_client().get_run(kv.run_id).info.artifact_uri.removeprefix("file://"))
+    (artifact_root / "bundle" / "adapters" / "adapter0" / "adapter_model.safetensors").write_bytes(b"not the weights")
+    weights.write_bytes(b"also not the weights")
+    with pytest.raises(BundleError, match=r"fails verification after a fresh download: .*adapter_model.safetensors.*roll back"):
+        registry.fetch_bundle(kv)

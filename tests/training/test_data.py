@@ -15,7 +15,7 @@ from kernel_lifecycle.training.data import (
     paired_batches,
     replay_batches,
 )
-from kernel_lifecycle.training.tiny import toy_probes, toy_tokenizer
+from tests.tiny import toy_probes, toy_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
 from kernel_lifecycle.training.lora import active_adapter, attach_lora, save_adapter, target_modules
 from kernel_lifecycle.training.loop import train
 from kernel_lifecycle.training.losses import ce_loss
-from kernel_lifecycle.training.tiny import tiny_llama, toy_probes, toy_tokenizer
+from tests.tiny import tiny_llama, toy_probes, toy_tokenizer
 
 
 @pytest.fixture(scope="module")

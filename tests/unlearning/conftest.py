@@ -10,7 +10,7 @@ import pytest
 from kernel_lifecycle.training.data import Example, batches, encode_probes, pad_id_of, replay_batches
 from kernel_lifecycle.training.loop import train
 from kernel_lifecycle.training.losses import ce_loss
-from kernel_lifecycle.training.tiny import tiny_llama, toy_probes, toy_tokenizer
+from tests.tiny import tiny_llama, toy_probes, toy_tokenizer
 
 
 @dataclass

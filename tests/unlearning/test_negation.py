@@ -73,3 +73,20 @@ def test_negated_adapter_saves_and_loads_with_plain_peft(world, tmp_path):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_negation_lowers_the_likelihood_of_the_skills_canonical_solutions(world):
+    """The property peft must get right (peft 0.18.0 turned -1 into +1 for a single adapter,
+    peft#3004; older releases refused negative weights): after negation the retired skill's
+    canonical solutions are *less* likely than before the downskill, not more."""
+    from kernel_lifecycle.training.losses import sequence_logprob
+
+    forget = next(iter(batches(world.forget, batch_size=len(world.forget), seed=0, pad_id=world.pad)))
+    with torch.no_grad():
+        before = sequence_logprob(world.base, forget).mean().item()
+    model = attach_lora(world.fresh_base(), adapter_name="down", seed=0)
+    get_method("negation").run(model, world.pairs(), steps=STEPS, lr=LR, seed=0)
+    model.eval()
+    with torch.no_grad():
+        after = sequence_logprob(model, forget).mean().item()
+    assert after < before - 0.1, (before, after)  # measured: -9.77 -> -10.36 nats per sequence

@@ -1,4 +1,5 @@
-"""Tiny Llama models and their byte-level BPE tokenizers, built in memory, for tests and benchmarks.
+"""Tiny Llama models and their byte-level BPE tokenizers, built in memory, for tests and benchmarks
+(not part of the installed package: users never build these).
 
 Nothing is downloaded: the tokenizer is trained on the given texts in milliseconds and the
 model is randomly initialised from a seed.
