@@ -140,6 +140,8 @@ def apply_adapter(model, adapter_dir: Path, *, name: str, weight: float = 1.0): 
     """Load one peft adapter onto ``model``, scale it by ``weight`` and merge it into the weights."""
     from peft import PeftModel
 
+    from kernel_lifecycle.registry.kernel_model import scale_adapter
+
     try:
         with peft_quietly():
             peft_model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name, is_trainable=False)
@@ -149,11 +151,7 @@ def apply_adapter(model, adapter_dir: Path, *, name: str, weight: float = 1.0): 
         raise BundleError(
             f"adapter {name!r} does not fit this base model ({shape[:200]}); it was trained for another base"
         ) from None
-    if weight != 1.0:
-        for module in peft_model.modules():
-            scaling = getattr(module, "scaling", None)
-            if isinstance(scaling, dict) and name in scaling:
-                scaling[name] *= weight
+    scale_adapter(peft_model, name, weight)
     return peft_model.merge_and_unload()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
 from kernel_lifecycle.registry.bundle import BundleError, Manifest, verify_bundle
+from kernel_lifecycle.registry.pyfunc import add_pyfunc_flavor
 from kernel_lifecycle.registry.tracking import client, experiment_id
 from kernel_lifecycle.settings import get_settings
 
@@ -63,14 +64,15 @@ def _mlflow_errors():  # noqa: ANN202
     return MlflowException
 
 
-def _to_kv(mv) -> KernelVersion:  # noqa: ANN001
+def _to_kv(mv, aliases: tuple[str, ...] | None = None) -> KernelVersion:  # noqa: ANN001
+    """``aliases``: for versions from a search, which returns none (mlflow/mlflow#9783)."""
     return KernelVersion(
         name=mv.name,
         version=str(mv.version),
         run_id=mv.run_id,
         source=mv.source,
         tags=dict(mv.tags or {}),
-        aliases=tuple(getattr(mv, "aliases", []) or ()),
+        aliases=tuple(getattr(mv, "aliases", []) or ()) if aliases is None else aliases,
         description=mv.description or "",
         created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc)
         if mv.creation_timestamp
@@ -120,10 +122,18 @@ def list_kernels() -> list[dict]:
 
 
 def list_versions(name: str) -> list[KernelVersion]:
-    if not kernel_exists(name):
-        raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them")
+    """Every version with its aliases, taken from the registered model (a version search has none)."""
+    try:
+        targets = alias_targets(name)
+    except _mlflow_errors():
+        raise NotFoundError(f"unknown kernel {name!r}; `kernel-lifecycle kernels list` shows them") from None
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted(targets.items()):
+        by_version.setdefault(version, []).append(alias)
     versions = client().search_model_versions(f"name='{name}'", max_results=10000)
-    return sorted((_to_kv(v) for v in versions), key=lambda kv: int(kv.version))
+    return sorted(
+        (_to_kv(v, tuple(by_version.get(str(v.version), ()))) for v in versions), key=lambda kv: int(kv.version)
+    )
 
 
 def get_version(name: str, version: str) -> KernelVersion:
@@ -249,6 +259,7 @@ def create_version(
 ) -> KernelVersion:
     """Log a verified bundle to an MLflow run and create the model version with lineage tags."""
     mlflow_client = client()
+    add_pyfunc_flavor(Path(bundle_dir))  # every version is also an MLflow model (pyfunc)
     own_run = run_id is None
     if own_run:
         run = mlflow_client.create_run(

@@ -163,6 +163,21 @@ def test_fetch_bundle_round_trip(migrated_db: str, assets: dict[str, Path]) -> N
     assert (local / "manifest.json").read_text() == (assets["v1"] / "manifest.json").read_text()
 
 
+def test_show_lists_each_versions_aliases(cli, migrated_db: str, assets: dict[str, Path]) -> None:
+    # MLflow's version search returns no aliases (mlflow/mlflow#9783): they come from the model
+    for key in ("v1", "v2"):
+        assert cli("kernels", "register", assets[key])[0] == 0
+    with session_scope() as session:
+        for alias, version in (("champion", "1"), ("candidate", "2")):
+            aliases.move_alias(session, name="demo-kernel", alias=alias, version=version, actor="ci", reason="t")
+    code, out, err = cli("kernels", "show", "demo-kernel", "--json")
+    assert code == 0, err
+    assert [(v["version"], v["aliases"]) for v in json.loads(out)] == [("1", ["champion"]), ("2", ["candidate"])]
+    code, out, _ = cli("kernels", "show", "demo-kernel")
+    rows = {line.split()[1]: line for line in out.splitlines() if line.strip()[:1] in "│|" and line.split()[1:2] in (["1"], ["2"])}
+    assert "champion" in rows["1"] and "candidate" in rows["2"], out
+
+
 def test_a_corrupted_cached_bundle_is_fetched_again(migrated_db: str, assets: dict[str, Path]) -> None:
     """A cached download that fails verification heals by itself; only a bad store copy refuses."""
     from kernel_lifecycle.errors import BundleError
