@@ -18,7 +18,7 @@ from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.settings import get_settings
 from tests.factories import make_tiny_base, write_tiny_skills
 
-HARNESS = HarnessConfig(max_new_tokens=12, split="dev")
+HARNESS = HarnessConfig(max_new_tokens=12, split="test")
 
 
 @pytest.fixture
