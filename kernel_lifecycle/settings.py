@@ -29,12 +29,24 @@ class Settings(BaseSettings):
     actor: str | None = None
     # a folder of skill folders (skill.json + train/dev/fresh.jsonl); default: the demo skills
     skills_dir: Path | None = None
+    # where jobs and scoring batches run: "local" (in this process, no Ray needed) or "ray"
+    executor: str = "local"
+    # the Ray cluster of executor "ray" (ray.init's address: "host:6379", "ray://host:10001",
+    # "auto"); unset: a local Ray instance that lives as long as the command
+    ray_address: str | None = None
 
     @field_validator("sandbox")
     @classmethod
     def _known_sandbox(cls, value: str) -> str:
         if value not in {"bwrap", "none"}:
             raise ValueError("KL_SANDBOX must be 'bwrap' or 'none'")
+        return value
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if value not in {"local", "ray"}:
+            raise ValueError("KL_EXECUTOR must be 'local' or 'ray'")
         return value
 
     @property

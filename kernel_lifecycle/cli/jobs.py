@@ -121,8 +121,8 @@ def list_(kernel: str = typer.Option(None, "--kernel"), limit: int = typer.Optio
         print_json(rows)
         return
     print_table(
-        "jobs", ["id", "kind", "kernel", "state", "version", "created", "error"],
-        ((r["id"][:12], r["kind"], r["kernel"], r["state"], r["registered_version"], r["created_at"], (r["error"] or "")[:60]) for r in rows),
+        "jobs", ["id", "kind", "kernel", "state", "version", "executor", "created", "error"],
+        ((r["id"][:12], r["kind"], r["kernel"], r["state"], r["registered_version"], r["executor"], r["created_at"], (r["error"] or "")[:60]) for r in rows),
     )
 
 
@@ -148,7 +148,7 @@ def _job_dict(job) -> dict:  # noqa: ANN001
     return {
         "id": job.id, "kind": job.kind, "kernel": job.kernel, "state": job.state,
         "registered_version": job.registered_version, "mlflow_run_id": job.mlflow_run_id,
-        "trigger_id": job.trigger_id, "error": job.error, "created_at": job.created_at, "updated_at": job.updated_at,
+        "trigger_id": job.trigger_id, "executor": job.executor, "executor_ref": job.executor_ref, "error": job.error, "created_at": job.created_at, "updated_at": job.updated_at,
     }
 
 

@@ -146,11 +146,21 @@ def job_run(
     *,
     actor: str,
     trigger_id: str | None = None,
+    executor: str | None = None,
+    executor_ref: str | None = None,
 ) -> Iterator[JobContext]:
-    """A job's life: queued -> running -> ... ; any exception marks it failed with the reason."""
+    """A job's life: queued -> running -> ... ; any exception marks it failed with the reason.
+
+    ``executor``/``executor_ref``: where it runs (default: the executor that started this
+    process's work, ``executor.placement()``: "local", or "ray" and the Ray task or job id)."""
+    from kernel_lifecycle.executor import placement
+
+    if executor is None:
+        executor, executor_ref = placement()
     recover()
     with session_scope() as session:
-        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id)
+        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id,
+                              executor=executor, executor_ref=executor_ref)
         job_id = job.id
     client = mlflow_client()
     run = client.create_run(
