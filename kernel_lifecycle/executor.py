@@ -75,6 +75,26 @@ def check_resources(resources: dict[str, float] | None) -> dict[str, float]:
     return out
 
 
+def probe(payload: dict[str, Any], *, actor: str, trigger_id: str | None = None) -> dict[str, Any]:
+    """A job function that does nothing but say where it ran and what it sees: a cluster's
+    setup check (same DB, same MLflow store?), and the bench's measure of a submission's cost.
+    ``payload["fail"]`` makes it raise a JobError with that message."""
+    import os
+    import socket
+
+    from kernel_lifecycle.db.engine import redact
+
+    if payload.get("fail"):
+        raise JobError(str(payload["fail"]))
+    settings = get_settings()
+    executor, ref = placement()
+    return {
+        "executor": executor, "ref": ref, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
+        "trigger_id": trigger_id, "database": redact(settings.db_url), "mlflow": redact(settings.tracking_uri),
+        "payload": payload,
+    }
+
+
 # ---- Ray: connection and the worker's environment ---------------------------------------------
 
 

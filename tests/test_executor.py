@@ -1,0 +1,227 @@
+"""The executor: ``local`` in process; ``ray`` against a real Ray instance this module starts on
+127.0.0.1 and stops itself. Through Ray: a tiny upskill registers a version whose lineage
+matches a local run's, scoring gives the local verdicts, a killed worker fails the job cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel_lifecycle import executor
+from kernel_lifecycle.errors import ConfigurationError, JobError
+from kernel_lifecycle.settings import get_settings
+from tests.factories import COBOL_PROGRAM, make_tiny_base, write_tiny_skills
+
+# ---- local: no Ray needed -----------------------------------------------------------------------
+
+
+def test_local_runs_in_process_and_refuses_bad_submissions(kl_home, monkeypatch) -> None:
+    monkeypatch.delenv("KL_EXECUTOR", raising=False)
+    get_settings.cache_clear()
+    handle = executor.submit("kernel_lifecycle.executor:probe", {"n": 1}, actor="t", trigger_id="tr")
+    assert (handle.executor, handle.ref) == ("local", None)
+    seen = handle.result()
+    assert (seen["executor"], seen["ref"], seen["pid"], seen["trigger_id"], seen["payload"]) == ("local", None, os.getpid(), "tr", {"n": 1})
+    failing = executor.submit("kernel_lifecycle.executor:probe", {"fail": "no data"}, actor="t")
+    with pytest.raises(JobError, match="no data"):
+        failing.result()  # the job's own error, raised where the caller waits
+
+    with pytest.raises(ConfigurationError, match="'module:function'"):
+        executor.submit("no_colon", {}, actor="t")
+    with pytest.raises(ConfigurationError, match="cannot be imported"):
+        executor.submit("kernel_lifecycle.executor:nope", {}, actor="t")
+    with pytest.raises(ConfigurationError, match="JSON-able"):
+        executor.submit("kernel_lifecycle.executor:probe", {"x": object()}, actor="t")
+    with pytest.raises(ConfigurationError, match="must be a number >= 0"):
+        executor.submit("kernel_lifecycle.executor:probe", {}, actor="t", resources={"num_gpus": -1})
+    with pytest.raises(ConfigurationError, match="--detach needs KL_EXECUTOR=ray"):
+        executor.submit("kernel_lifecycle.executor:probe", {}, actor="t", detach=True)
+    with pytest.raises(ConfigurationError, match="--detach needs KL_RAY_ADDRESS"):
+        executor.submit("kernel_lifecycle.executor:probe", {}, actor="t", detach=True, executor="ray")
+    monkeypatch.setenv("KL_EXECUTOR", "slurm")
+    get_settings.cache_clear()
+    with pytest.raises(Exception, match="KL_EXECUTOR must be 'local' or 'ray'"):
+        get_settings()
+
+
+# ---- ray ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A Ray instance of 2 CPUs on 127.0.0.1, started and stopped here (nothing else's)."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'kernel-lifecycle[ray]' (CI installs it)")
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to a Ray instance that is not this module's")
+    temp_dir = tempfile.mkdtemp(prefix="klray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=temp_dir, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_ray_task_sees_this_process_settings_and_raises_its_errors(ray_instance, kl_home) -> None:
+    handle = executor.submit("kernel_lifecycle.executor:probe", {"n": 1}, actor="t", executor="ray", resources={"num_cpus": 1})
+    seen = handle.result()
+    local = executor.probe({}, actor="t")
+    assert (seen["executor"], seen["ref"]) == ("ray", handle.ref)
+    assert seen["pid"] != os.getpid()
+    assert (seen["database"], seen["mlflow"]) == (local["database"], local["mlflow"])  # KL_HOME's files
+    failing = executor.submit("kernel_lifecycle.executor:probe", {"fail": "no data"}, actor="t", executor="ray")
+    with pytest.raises(JobError, match="^no data$"):  # the job's own typed error, not Ray's wrapper
+        failing.result()
+
+
+def _samples():
+    from kernel_lifecycle.boundary.scorers import Sample
+
+    py = []
+    for i in range(7):
+        completion = [f"    return x + {i}\n", "    return None\n", "    raise ValueError('no')\n", "    while True:\n        pass\n"][i % 4]
+        py.append(Sample(task_id=f"py/{i}", prompt=f"def add_{i}(x):\n", completion=completion,
+                         test=f"def check(candidate):\n    assert candidate(1) == {1 + i}\n", entry_point=f"add_{i}"))
+    cob = [Sample(task_id=f"cob/{i}", completion=text) for i, text in enumerate(
+        [COBOL_PROGRAM.format(i=1), "IDENTIFICATION DIVISION.\nPROGRAM-ID. X.\nPROCEDURE DIVISION.\n    MOVE.\n", "", COBOL_PROGRAM.format(i=2)]
+    )]
+    return {"python_tests": py, "cobol_compile": cob}
+
+
+def test_scoring_through_ray_gives_the_local_verdicts(ray_instance, kl_home, monkeypatch, cli, tmp_path: Path) -> None:
+    from kernel_lifecycle.boundary.scorers import get_scorer
+    from kernel_lifecycle.boundary.scorers.fanout import FanOutScorer
+
+    results = set()
+    for name, samples in _samples().items():
+        local = get_scorer(name).score(samples, workers=2, timeout=1.0)
+        fanned = FanOutScorer(name, batch_size=3).score(samples, workers=1, timeout=1.0)  # several batches
+        assert fanned == local
+        results |= {v.result.split(":")[0] for v in local}
+    assert {"passed", "failed", "timed out", "compiled", "did not compile", "no code"} <= results
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(s.model_dump()) + "\n" for s in _samples()["python_tests"]))
+    code, out_local, _ = cli("boundary", "score", "--scorer", "python_tests", "--timeout", "1", str(path))
+    assert code == 0
+    monkeypatch.setenv("KL_EXECUTOR", "ray")
+    get_settings.cache_clear()
+    code, out_ray, err = cli("boundary", "score", "--scorer", "python_tests", "--timeout", "1", str(path))
+    assert code == 0, err
+    assert out_ray == out_local and len(out_ray.splitlines()) == 7
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory, mlflow_template):
+    """The tiny kernel v1, distilled once for this module; KL_HOME and skills set while it lives."""
+    from kernel_lifecycle.boundary.report import HarnessConfig
+    from kernel_lifecycle.db.engine import dispose_engines, upgrade
+    from kernel_lifecycle.jobs import distill
+
+    root = tmp_path_factory.mktemp("executor-world")
+    home = root / "klhome"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KL_HOME", str(home))
+        mp.setenv("KL_SKILLS_DIR", str(write_tiny_skills(root / "skills")))
+        for var in ("KL_DATABASE_URL", "MLFLOW_TRACKING_URI", "KL_MLFLOW_TRACKING_URI", "KL_EXECUTOR"):
+            mp.delenv(var, raising=False)
+        get_settings.cache_clear()
+        upgrade()
+        spec = distill.DistillSpec(
+            kernel="tiny", skills=["py", "cob"], teacher=str(make_tiny_base(root / "teacher", hidden=32, layers=2)),
+            steps=2, batch_size=4, eval_every=2, eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="dev"),
+        )
+        assert distill.run(spec, actor="test", progress=False).version == "1"
+        yield home
+        dispose_engines()
+    get_settings.cache_clear()
+
+
+def _upskill_payload(steps: int) -> dict:
+    from kernel_lifecycle.boundary.report import HarnessConfig
+    from kernel_lifecycle.jobs.payloads import upskill_payload
+    from kernel_lifecycle.jobs.upskill import UpskillSpec
+
+    return upskill_payload(UpskillSpec(
+        kernel="tiny", skill="sq", replay=["py"], steps=steps, batch_size=4, eval_every=2, eval_problems=2,
+        harness=HarnessConfig(max_new_tokens=12, split="dev"), from_ref="tiny@1", report_skills=["py", "cob", "sq"],
+    ))
+
+
+UPSKILL = "kernel_lifecycle.jobs.payloads:run_upskill"
+
+
+def _job_json(cli, job_id: str) -> dict:  # noqa: ANN001
+    code, out, err = cli("jobs", "show", job_id, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) -> None:
+    from kernel_lifecycle.promotion import load_version_report
+    from kernel_lifecycle.registry import client as registry
+
+    local = executor.submit(UPSKILL, _upskill_payload(4), actor="test", executor="local").result()
+    events: list[str] = []
+    handle = executor.submit(UPSKILL, _upskill_payload(4), actor="test", executor="ray", resources={"num_cpus": 1})
+    assert handle.executor == "ray" and len(handle.ref) > 16
+    remote = handle.result(on_event=events.append, poll_seconds=0.2)
+    assert any("-> running" in e for e in events), events  # progress streamed from the job row
+
+    kv_local, kv_ray = registry.get_version("tiny", local["version"]), registry.get_version("tiny", remote["version"])
+    assert (kv_local.version, kv_ray.version) == ("2", "3")
+    assert [v.version for v in registry.lineage("tiny", "3")] == ["3", "1"]
+    assert [v.version for v in registry.lineage("tiny", "2")] == ["2", "1"]
+    for key in ("kernel.parent_version", "kernel.skills.retained", "kernel.skills.retired", "kernel.job_kind", "kernel.base_uri"):
+        assert kv_ray.tags.get(key) == kv_local.tags.get(key), key
+    def shape(adapters: str) -> list[str]:
+        return [name.rsplit("-", 1)[0] for name in adapters.split(">")]
+    assert shape(kv_ray.tags["kernel.adapters"]) == shape(kv_local.tags["kernel.adapters"])
+    # one harness: the same scorer versions and probe files behind both reports
+    assert load_version_report(kv_ray).harness_hash == load_version_report(kv_local).harness_hash
+
+    ray_job = _job_json(cli, kv_ray.tags["kernel.job_id"])
+    assert (ray_job["executor"], ray_job["executor_ref"], ray_job["state"]) == ("ray", handle.ref, "registered")
+    local_job = _job_json(cli, kv_local.tags["kernel.job_id"])
+    assert (local_job["executor"], local_job["executor_ref"]) == ("local", None)
+    code, out, _ = cli("jobs", "list", "--json")
+    listed = {j["id"]: (j["executor"], j["executor_ref"]) for j in json.loads(out)}
+    assert listed[ray_job["id"]] == ("ray", handle.ref)
+
+
+def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_world, cli) -> None:
+    from kernel_lifecycle.registry import client as registry
+    from kernel_lifecycle.registry.tracking import client as mlflow_client
+
+    before = [v.version for v in registry.list_versions("tiny")]
+    handle = executor.submit(UPSKILL, _upskill_payload(400), actor="test", executor="ray")
+    deadline = time.monotonic() + 300
+    job = handle.job()
+    while (job is None or job.state != "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = handle.job()
+    assert job is not None and job.state == "running", "the Ray task never opened its job"
+    pid = int(job.owner.rpartition(":")[2])  # the worker wrote its own pid as the job's owner
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(JobError, match=f"job {job.id} failed: the Ray worker running it was lost"):
+        handle.result()
+    row = _job_json(cli, job.id)
+    assert row["state"] == "failed" and "Ray worker" in row["error"], row
+    assert (row["executor"], row["executor_ref"]) == ("ray", handle.ref)
+    assert mlflow_client().get_run(job.mlflow_run_id).info.status == "FAILED"
+    assert [v.version for v in registry.list_versions("tiny")] == before  # nothing registered
+
+    # the retry (the scheduler's, under the same lease) is a new job, and it runs
+    again = executor.submit(UPSKILL, _upskill_payload(2), actor="test", executor="ray").result()
+    assert registry.get_version("tiny", again["version"]).tags["kernel.parent_version"] == "1"
