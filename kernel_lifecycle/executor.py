@@ -33,17 +33,28 @@ from kernel_lifecycle.settings import get_settings
 EXECUTORS = ("local", "ray")
 RESOURCES = ("num_cpus", "num_gpus")
 
-_placement: contextvars.ContextVar[tuple[str, str | None]] = contextvars.ContextVar("kl_placement", default=("local", None))
+@dataclass(frozen=True)
+class Placement:
+    """Where the current work runs, as its job row records it."""
+
+    executor: str = "local"
+    ref: str | None = None  # the Ray task id, or the Ray job submission id of a detached job
+    # whose death ends the job: a Ray task's driver (Ray kills a task whose owner died, so a
+    # restarted scheduler on the driver's host judges it as today); None: this process
+    owner: str | None = None
 
 
-def placement() -> tuple[str, str | None]:
-    """(executor, Ray task or job id) of the work this code runs for: ("local", None) by default."""
+_placement: contextvars.ContextVar[Placement] = contextvars.ContextVar("kl_placement", default=Placement())
+
+
+def placement() -> Placement:
+    """Where the work this code runs for is placed: ``Placement()`` (local) by default."""
     return _placement.get()
 
 
 @contextlib.contextmanager
-def placed(executor: str, ref: str | None) -> Iterator[None]:
-    token = _placement.set((executor, ref))
+def placed(where: Placement) -> Iterator[None]:
+    token = _placement.set(where)
     try:
         yield
     finally:
@@ -87,9 +98,9 @@ def probe(payload: dict[str, Any], *, actor: str, trigger_id: str | None = None)
     if payload.get("fail"):
         raise JobError(str(payload["fail"]))
     settings = get_settings()
-    executor, ref = placement()
+    where = placement()
     return {
-        "executor": executor, "ref": ref, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
+        "executor": where.executor, "ref": where.ref, "owner": where.owner, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
         "trigger_id": trigger_id, "database": redact(settings.db_url), "mlflow": redact(settings.tracking_uri),
         "payload": payload,
     }
@@ -143,19 +154,20 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _call_placed(fn: str, payload: dict[str, Any], actor: str, trigger_id: str | None, ref: str) -> Any:
+def _call_placed(fn: str, payload: dict[str, Any], actor: str, trigger_id: str | None, where: Placement) -> Any:
     """In the worker: run the job function with the job row's placement set."""
     from kernel_lifecycle.settings import get_settings as settings_of_this_worker
 
     settings_of_this_worker.cache_clear()  # the env is the task's runtime_env, not the one at import
-    with placed("ray", ref):
+    with placed(where):
         return resolve(fn)(payload, actor=actor, trigger_id=trigger_id)
 
 
-def _ray_task(fn: str, payload: dict[str, Any], actor: str, trigger_id: str | None) -> Any:
+def _ray_task(fn: str, payload: dict[str, Any], actor: str, trigger_id: str | None, driver: str) -> Any:
     import ray
 
-    return _call_placed(fn, payload, actor, trigger_id, ray.get_runtime_context().get_task_id())
+    where = Placement("ray", ray.get_runtime_context().get_task_id(), owner=driver)
+    return _call_placed(fn, payload, actor, trigger_id, where)
 
 
 # ---- handles ----------------------------------------------------------------------------------
@@ -275,7 +287,7 @@ def submit(
     if executor == "local":
         if detach:
             raise ConfigurationError("--detach needs KL_EXECUTOR=ray: a local job runs in this process")
-        with placed("local", None):
+        with placed(Placement()):
             try:
                 outcome: tuple[bool, Any] = (True, function(payload, actor=actor, trigger_id=trigger_id))
             except Exception as exc:  # noqa: BLE001 - handed to result(), which raises it
@@ -291,7 +303,9 @@ def submit(
         runtime_env={"env_vars": worker_env()},
         name=f"kl:{fn.rpartition(':')[2]}",
     )
-    object_ref = task.remote(fn, payload, actor, trigger_id)
+    from kernel_lifecycle.db.repo import process_owner
+
+    object_ref = task.remote(fn, payload, actor, trigger_id, process_owner())
     return Handle("ray", object_ref.task_id().hex(), _object_ref=object_ref)
 
 
@@ -340,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", required=True)
     parser.add_argument("--trigger-id", default=None)
     args = parser.parse_args(argv)
-    result = _call_placed(args.fn, json.loads(args.payload), args.actor, args.trigger_id, args.ref)
+    result = _call_placed(args.fn, json.loads(args.payload), args.actor, args.trigger_id, Placement("ray", args.ref))
     sys.stdout.write(json.dumps(result, default=str) + "\n")
     return 0
 

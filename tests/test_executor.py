@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kernel_lifecycle import executor
+from kernel_lifecycle.db.repo import process_owner
 from kernel_lifecycle.errors import ConfigurationError, JobError
 from kernel_lifecycle.settings import get_settings
 from tests.factories import COBOL_PROGRAM, make_tiny_base, write_tiny_skills
@@ -73,7 +74,7 @@ def test_ray_task_sees_this_process_settings_and_raises_its_errors(ray_instance,
     handle = executor.submit("kernel_lifecycle.executor:probe", {"n": 1}, actor="t", executor="ray", resources={"num_cpus": 1})
     seen = handle.result()
     local = executor.probe({}, actor="t")
-    assert (seen["executor"], seen["ref"]) == ("ray", handle.ref)
+    assert (seen["executor"], seen["ref"], seen["owner"]) == ("ray", handle.ref, process_owner())
     assert seen["pid"] != os.getpid()
     assert (seen["database"], seen["mlflow"]) == (local["database"], local["mlflow"])  # KL_HOME's files
     failing = executor.submit("kernel_lifecycle.executor:probe", {"fail": "no data"}, actor="t", executor="ray")
@@ -210,7 +211,9 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
         time.sleep(0.1)
         job = handle.job()
     assert job is not None and job.state == "running", "the Ray task never opened its job"
-    pid = int(job.owner.rpartition(":")[2])  # the worker wrote its own pid as the job's owner
+    assert job.owner == process_owner()  # the driver: Ray ends a task whose driver died
+    running = [e["message"] for e in _job_json(cli, job.id)["events"] if e["to"] == "running"][0]
+    pid = int(running.rpartition(":")[2])  # "MLflow run ...; worker host:pid", written by the worker
     assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
 

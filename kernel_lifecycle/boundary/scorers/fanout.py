@@ -44,6 +44,10 @@ def _score_batch(name: str, samples: list[dict[str, Any]], workers: int, timeout
     return judge.version(), [v.model_dump() for v in verdicts]
 
 
+def cluster_cpus(ray) -> int:  # noqa: ANN001
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
 def batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -59,11 +63,11 @@ class FanOutScorer:
     def version(self) -> str:
         return self.local.version()
 
-    def _size(self, n: int, ray) -> int:  # noqa: ANN001
-        if self.batch_size:
-            return self.batch_size
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return max(MIN_BATCH, math.ceil(n / (2 * cpus)))
+    def size_for(self, n: int) -> int:
+        """Samples per batch for ``n`` samples: the given size, or about two batches per CPU."""
+        from kernel_lifecycle.executor import connect
+
+        return self.batch_size or max(MIN_BATCH, math.ceil(n / (2 * cluster_cpus(connect()))))
 
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         """Verdicts in the samples' order; each task declares ``workers`` CPUs and runs that
@@ -75,11 +79,11 @@ class FanOutScorer:
         ray = connect()
         task = ray.remote(_score_batch).options(
             # more CPUs than the cluster has would leave the task waiting forever
-            num_cpus=min(workers, max(1, int(ray.cluster_resources().get("CPU", 1)))), max_retries=0, runtime_env={"env_vars": worker_env()}, name=f"kl:score:{self.name}",
+            num_cpus=min(workers, cluster_cpus(ray)), max_retries=0, runtime_env={"env_vars": worker_env()}, name=f"kl:score:{self.name}",
         )
         refs = [
             task.remote(self.name, [s.model_dump() for s in batch], workers, timeout)
-            for batch in batches(samples, self._size(len(samples), ray))
+            for batch in batches(samples, self.size_for(len(samples)))
         ]
         expected = self.version()
         verdicts: list[Verdict] = []
