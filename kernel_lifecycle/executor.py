@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel_lifecycle.errors import ConfigurationError, JobError
-from kernel_lifecycle.settings import get_settings
+from kernel_lifecycle.settings import CHOICES, get_settings
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = CHOICES["executor"]
 RESOURCES = ("num_cpus", "num_gpus")
+
 
 @dataclass(frozen=True)
 class Placement:

@@ -10,8 +10,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# settings that take one of a few words
+CHOICES = {"sandbox": ("bwrap", "none"), "executor": ("local", "ray")}
 
 
 class Settings(BaseSettings):
@@ -35,18 +39,12 @@ class Settings(BaseSettings):
     # "auto"); unset: a local Ray instance that lives as long as the command
     ray_address: str | None = None
 
-    @field_validator("sandbox")
+    @field_validator("sandbox", "executor")
     @classmethod
-    def _known_sandbox(cls, value: str) -> str:
-        if value not in {"bwrap", "none"}:
-            raise ValueError("KL_SANDBOX must be 'bwrap' or 'none'")
-        return value
-
-    @field_validator("executor")
-    @classmethod
-    def _known_executor(cls, value: str) -> str:
-        if value not in {"local", "ray"}:
-            raise ValueError("KL_EXECUTOR must be 'local' or 'ray'")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        allowed = CHOICES[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"KL_{info.field_name.upper()} must be " + " or ".join(repr(a) for a in allowed))
         return value
 
     @property

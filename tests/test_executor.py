@@ -55,6 +55,9 @@ def test_local_runs_in_process_and_refuses_bad_submissions(kl_home, monkeypatch)
 
 # ---- ray ----------------------------------------------------------------------------------------
 
+# each test below: marked ``ray``, and in one xdist group so one worker starts the module's Ray
+# instance and builds its world
+
 
 @pytest.fixture(scope="module")
 def ray_instance():
@@ -70,6 +73,8 @@ def ray_instance():
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray-instance")
 def test_ray_task_sees_this_process_settings_and_raises_its_errors(ray_instance, kl_home) -> None:
     handle = executor.submit("kernel_lifecycle.executor:probe", {"n": 1}, actor="t", executor="ray", resources={"num_cpus": 1})
     seen = handle.result()
@@ -96,6 +101,8 @@ def _samples():
     return {"python_tests": py, "cobol_compile": cob}
 
 
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray-instance")
 def test_scoring_through_ray_gives_the_local_verdicts(ray_instance, kl_home, monkeypatch, cli, tmp_path: Path) -> None:
     from kernel_lifecycle.boundary.scorers import get_scorer
     from kernel_lifecycle.boundary.scorers.fanout import FanOutScorer
@@ -167,6 +174,9 @@ def _job_json(cli, job_id: str) -> dict:  # noqa: ANN001
     return json.loads(out)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray-instance")
 def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) -> None:
     from kernel_lifecycle.promotion import load_version_report
     from kernel_lifecycle.registry import client as registry
@@ -199,6 +209,9 @@ def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) 
     assert listed[ray_job["id"]] == ("ray", handle.ref)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray-instance")
 def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_world, cli) -> None:
     from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.registry.tracking import client as mlflow_client
@@ -228,3 +241,17 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
     # the retry (the scheduler's, under the same lease) is a new job, and it runs
     again = executor.submit(UPSKILL, _upskill_payload(2), actor="test", executor="ray").result()
     assert registry.get_version("tiny", again["version"]).tags["kernel.parent_version"] == "1"
+
+
+def test_plan_resources_are_what_a_job_declares() -> None:
+    from pydantic import ValidationError
+
+    from kernel_lifecycle.policy.schema import DownskillPlan, UpskillPlan
+
+    plan = UpskillPlan(skill="py", resources={"num_gpus": 1})
+    assert executor.check_resources(plan.resources.model_dump()) == {"num_cpus": 1.0, "num_gpus": 1.0}
+    assert DownskillPlan(skill="cob", method="npo").resources.num_gpus == 0.0
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        UpskillPlan(skill="py", resources={"num_gpus": -1})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        UpskillPlan(skill="py", resources={"gpus": 1})

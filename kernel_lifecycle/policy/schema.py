@@ -169,6 +169,14 @@ class LoraHyperparameters(_Model):
     eval_every: int = Field(default=20, gt=0)
 
 
+class Resources(_Model):
+    """What a plan's job declares to the executor: under KL_EXECUTOR=ray, Ray places it on a
+    node with these free (GPUs come from the cluster's nodes); locally they are not used."""
+
+    num_cpus: float = Field(default=1.0, ge=0.0)
+    num_gpus: float = Field(default=0.0, ge=0.0)
+
+
 class Replay(_Model):
     skills: list[str] = Field(default_factory=list)
     ratio: float = Field(default=0.25, ge=0.0, lt=1.0, description="share of each batch from replay")
@@ -197,6 +205,7 @@ class UpskillPlan(_Model):
     hyperparameters: LoraHyperparameters = Field(default_factory=LoraHyperparameters)
     replay: Replay = Field(default_factory=Replay)
     data: TrainingData = Field(default_factory=TrainingData)
+    resources: Resources = Field(default_factory=Resources)
 
     @property
     def data_skill(self) -> str:
@@ -222,6 +231,7 @@ class DownskillPlan(_Model):
     method: str = Field(default="npo", description="npo, grad_diff, grad_ascent or negation")
     hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
     retain: list[str] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
 
     @field_validator("method")
     @classmethod
