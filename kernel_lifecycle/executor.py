@@ -218,8 +218,11 @@ class Handle:
         try:
             return ray.get(self._object_ref)
         except ray.exceptions.RayTaskError as exc:  # the job raised: the same exception here
-            cause = exc.cause if isinstance(exc.cause, Exception) else JobError(str(exc))
-            raise cause from None
+            try:
+                cause = exc.cause
+            except Exception as unrebuilt:  # noqa: BLE001 - e.g. the function failed to import on the worker
+                cause = unrebuilt
+            raise (cause if isinstance(cause, Exception) else JobError(str(exc))) from None
         except ray.exceptions.RayError as exc:  # the worker, its node or the task itself was lost
             raise self._worker_lost(exc) from None
 
@@ -361,4 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m`` runs this file as ``__main__``, a second copy of the module: the placement
+    # must be set in the one the job's code imports
+    from kernel_lifecycle.executor import main as imported_main
+
+    sys.exit(imported_main())

@@ -255,3 +255,75 @@ def test_plan_resources_are_what_a_job_declares() -> None:
         UpskillPlan(skill="py", resources={"num_gpus": -1})
     with pytest.raises(ValidationError, match="Extra inputs"):
         UpskillPlan(skill="py", resources={"gpus": 1})
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head on 127.0.0.1 with its dashboard (the Jobs API), as a team runs one
+    (`ray start --head`); ``--block`` keeps it in this process's child, whose end stops it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'kernel-lifecycle[ray]' (CI installs it)")
+    from ray.job_submission import JobSubmissionClient
+
+    from kernel_lifecycle.cli.ui import free_port
+
+    port, dashboard = free_port(), free_port()
+    temp_dir = tempfile.mkdtemp(prefix="klray-", dir="/tmp")
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
+         "--include-dashboard=true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+         "--num-cpus", "1", "--temp-dir", temp_dir, "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # a job's entrypoint runs `python`: this environment's, as a cluster image's would be
+        # no token on a loopback-only test cluster (a team's cluster keeps Ray's token auth: RAY_AUTH_TOKEN)
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+             "RAY_AUTH_MODE": "disabled"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            try:
+                JobSubmissionClient(f"http://127.0.0.1:{dashboard}").list_jobs()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert time.monotonic() < deadline, "the Ray head's dashboard did not come up in 300 s"
+                time.sleep(1)
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
+    finally:
+        head.terminate()  # --block: stops the head's processes as it exits
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_detached_job_outlives_the_submitting_call(ray_head, kl_home, monkeypatch) -> None:
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    address, dashboard = ray_head
+    monkeypatch.setenv("KL_RAY_ADDRESS", address)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # Ray's own variable would override ours
+    get_settings.cache_clear()
+    handle = executor.submit("kernel_lifecycle.executor:probe", {"n": 7}, actor="t", executor="ray",
+                             detach=True, resources={"num_cpus": 1})
+    assert handle.detached and handle.ref.startswith("kl-")
+    with pytest.raises(JobError, match="submitted detached"):
+        handle.result()
+    client = JobSubmissionClient(dashboard)
+    deadline = time.monotonic() + 300
+    while client.get_job_status(handle.ref) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        assert time.monotonic() < deadline, "the detached Ray job did not finish in 300 s"
+        time.sleep(1)
+    logs = client.get_job_logs(handle.ref)
+    assert client.get_job_status(handle.ref) == JobStatus.SUCCEEDED, logs[-2000:]
+    seen = json.loads(logs.strip().splitlines()[-1])
+    assert (seen["executor"], seen["ref"], seen["payload"]) == ("ray", handle.ref, {"n": 7})
+    assert seen["database"] == executor.probe({}, actor="t")["database"]
