@@ -1,6 +1,7 @@
 """Typed errors. Each carries a message a person can act on; the CLI prints it on one line.
 
-Exit statuses (DESIGN.md): 1 for a refused action or invalid input, 2 for usage errors.
+Exit statuses (README, and ``cli/app.py`` sets them): 1 for a refused action or invalid input,
+2 for usage errors.
 """
 
 from __future__ import annotations

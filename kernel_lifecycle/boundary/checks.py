@@ -1,81 +1,139 @@
 """Checks every boundary report carries: the artifacts that fool evaluations, tested for.
 
 They come from a published negative result in which a +15 point HumanEval gain was a truncation
-artifact and a probe's AUC of 0.68 fell to chance on fresh prompts:
+artifact and a probe's AUC of 0.68 fell to chance on fresh prompts. Each check tests a *shift*
+with a significance test (``alpha`` from the policy), not only whether a threshold was crossed:
 
-- ``truncation``: re-scored with twice the token budget, no skill's verdict may flip;
-- ``fresh_dev_agreement``: the verdict on ``fresh`` probes (never used for tuning) must agree
-  with the verdict on ``dev``;
-- ``scorer_parity``: each skill is judged by the scorer its spec declares, and that scorer
-  accepts the reference solutions (a mismatched or broken arbiter fails here; two *reports*
-  compare only when their harness hashes match: :func:`require_parity`);
-- ``contamination``: dev/fresh probes that are near-copies of a training text (13-grams).
+- ``truncation``: every generation cut off at the budget is generated again at twice the
+  budget; the check fails when a skill's rate moves significantly between the two (an exact
+  sign test over the problems whose outcome changed: McNemar's exact test for one sample per
+  problem), or when more than ``max_truncated_share`` of generations are still cut off at 2x
+  (then the measurement cannot rule truncation out at all);
+- ``generalization``: the gate-split value minus the ``fresh`` value (held-out problem families)
+  with a bootstrap interval; fails when the gap is significantly above ``tolerance``;
+- ``scorer_parity``: each skill's arbiter accepts the reference solutions of the gate split (a
+  broken arbiter fails here); whether two *reports* compare is their harness hashes' business
+  (:func:`require_parity`, and the gate's scorer_parity rule);
+- ``contamination``: held-out (``fresh``) probes that are a training text up to names, constants
+  and formatting (:mod:`kernel_lifecycle.boundary.overlap`); dev and test are in-family by design;
+- ``relearning`` (downskill only, ``jobs.downskill``): how fast a short fine-tune brings a
+  retired skill back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, SkillMetrics
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
+from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, Gap, SkillMetrics
 from kernel_lifecycle.errors import RefusedError
 
-Thresholds = Mapping[str, tuple[str, float]]  # skill -> ("retained", floor) | ("retired", ceiling)
+class CheckSettings(BaseModel):
+    """How strict the checks are: the policy's ``gate`` section, carried by every job config."""
 
-NGRAM = 13
-CONTAMINATED_SHARE = 0.5  # a probe is contaminated when half its 13-grams are in training data
-CONTAMINATION_LIMIT = 0.01  # the check fails when more than 1% of probes are contaminated
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
+    alpha: float = Field(default=0.05, gt=0.0, le=0.5)
+    max_truncated_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    generalization_tolerance: float = Field(default=0.10, ge=0.0, le=1.0)
+    contamination_max_share: float = Field(default=0.10, ge=0.0, le=1.0)
 
-def verdict(metrics: SkillMetrics, threshold: tuple[str, float] | None) -> str:
-    """What the measurement says about the skill: above/below its floor, under/over its ceiling."""
-    if threshold is None:
-        return "n/a"
-    role, value = threshold
-    if role == "retired":
-        return "at ceiling" if metrics.ci_high <= value else "above ceiling"
-    return "above floor" if metrics.value >= value else "below floor"
-
-
-def _agree(a: SkillMetrics, b: SkillMetrics, threshold: tuple[str, float] | None) -> bool:
-    if threshold is not None:
-        return verdict(a, threshold) == verdict(b, threshold)
-    # no threshold: the two intervals must overlap
-    return a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
+    @classmethod
+    def of_policy(cls, policy) -> "CheckSettings":  # noqa: ANN001
+        gate = policy.gate
+        return cls(
+            alpha=gate.alpha, max_truncated_share=gate.truncation.max_truncated_share,
+            generalization_tolerance=gate.generalization.tolerance, contamination_max_share=gate.contamination.max_share,
+        )
 
 
-def compare_check(
-    name: str,
-    base: Mapping[str, SkillMetrics],
-    other: Mapping[str, SkillMetrics],
-    thresholds: Thresholds,
-    what: str,
+MAX_NEAR_DUPLICATE_SHARE = 0.10  # the check fails when more of a split's probes are near-duplicates
+
+
+def _scores(metrics: SkillMetrics) -> dict[str, float]:
+    return {p.task_id: pass_at_k_one(p.n, p.c, metrics.k) for p in metrics.problems}
+
+
+def truncation_check(
+    base: Mapping[str, SkillMetrics], doubled: Mapping[str, SkillMetrics], *, alpha: float, max_truncated_share: float
 ) -> CheckResult:
-    """A check that the verdict of every skill is the same under two measurements."""
-    flips, numbers, parts = [], {}, []
+    """Does a larger budget change the measurement? See the module docstring."""
+    numbers, parts, failed = {}, [], []
     for skill, metrics in base.items():
-        second = other[skill]
-        threshold = thresholds.get(skill)
-        numbers[f"{skill}.base"] = metrics.value
-        numbers[f"{skill}.{what}"] = second.value
-        parts.append(f"{skill} {metrics.value:.3f} -> {second.value:.3f} ({verdict(second, threshold)})")
-        if not _agree(metrics, second, threshold):
-            flips.append(skill)
-    detail = ("verdict flips for " + ", ".join(flips) + "; " if flips else "no verdict flips; ") + "; ".join(parts)
-    return CheckResult(name=name, passed=not flips, detail=detail, numbers=numbers)
+        second = doubled[skill]
+        before, after = _scores(metrics), _scores(second)
+        down = sum(1 for t, v in before.items() if after.get(t, v) < v)
+        up = sum(1 for t, v in before.items() if after.get(t, v) > v)
+        p = mcnemar_exact_p(down, up)  # an exact sign test when problems have several samples
+        shifted = p < alpha
+        still = second.truncation_rate > max_truncated_share
+        numbers.update({
+            f"{skill}.value": metrics.value, f"{skill}.value_2x": second.value, f"{skill}.p_value": p,
+            f"{skill}.truncation_rate": metrics.truncation_rate, f"{skill}.truncation_rate_2x": second.truncation_rate,
+        })
+        why = []
+        if shifted:
+            why.append(f"rate moves significantly at 2x budget ({up} problems up, {down} down, p={p:.3g} < {alpha})")
+        if still:
+            why.append(f"{second.truncation_rate:.0%} of generations still cut off at 2x (> {max_truncated_share:.0%}): truncation cannot be ruled out")
+        if why:
+            failed.append(skill)
+        parts.append(f"{skill} {metrics.value:.3f} -> {second.value:.3f} at 2x" + (" [" + "; ".join(why) + "]" if why else ""))
+    detail = ("FAILED for " + ", ".join(failed) + ": " if failed else "no significant shift at 2x budget: ") + "; ".join(parts)
+    return CheckResult(name="truncation", passed=not failed, detail=detail, numbers=numbers)
 
 
-def scorer_parity_check(declared: Mapping[str, str], measured: Mapping[str, SkillMetrics], controls: Mapping[str, tuple[int, int]]) -> CheckResult:
-    """Each skill measured by its declared scorer, and that scorer passes the reference solutions."""
+def generalization_gap(gate: SkillMetrics, fresh: SkillMetrics, *, seed: int = 0, confidence: float = 0.95) -> tuple[Gap, np.ndarray]:
+    """Gate-split value minus fresh value, with a percentile interval from resampling the
+    problems of each split independently (they are different problems: no pairing)."""
+    a = list(_scores(gate).values()) or [0.0]
+    b = list(_scores(fresh).values()) or [0.0]
+    diffs = bootstrap_means(a, seed=seed) - bootstrap_means(b, seed=seed + 1)
+    tail = (1 - confidence) / 2
+    gap = Gap(
+        gate=gate.value, fresh=fresh.value, gap=gate.value - fresh.value,
+        low=float(np.quantile(diffs, tail)), high=float(np.quantile(diffs, 1 - tail)),
+    )
+    return gap, diffs
+
+
+def generalization_check(
+    gate: Mapping[str, SkillMetrics], fresh: Mapping[str, SkillMetrics], *, tolerance: float, alpha: float, seed: int = 0,
+) -> tuple[CheckResult, dict[str, Gap]]:
+    """Fails when a skill's gate-minus-fresh gap is significantly above ``tolerance``: the
+    one-sided (1 - alpha) lower bound of the gap exceeds it."""
+    gaps, numbers, parts, failed = {}, {}, [], []
+    for skill, metrics in gate.items():
+        if skill not in fresh:
+            continue
+        gap, diffs = generalization_gap(metrics, fresh[skill], seed=seed)
+        gaps[skill] = gap
+        lower = float(np.quantile(diffs, alpha))
+        numbers.update({f"{skill}.gate": gap.gate, f"{skill}.fresh": gap.fresh, f"{skill}.gap": gap.gap,
+                        f"{skill}.gap_low": gap.low, f"{skill}.gap_high": gap.high, f"{skill}.gap_lower_bound": lower})
+        bad = lower > tolerance
+        if bad:
+            failed.append(skill)
+        parts.append(
+            f"{skill} {gap.gate:.3f} (gate) vs {gap.fresh:.3f} (fresh): gap {gap.gap:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]"
+            + (f", significantly above tolerance {tolerance:.2f}" if bad else "")
+        )
+    detail = ("FAILED for " + ", ".join(failed) + ": " if failed else f"no gap significantly above {tolerance:.2f}: ") + "; ".join(parts)
+    return CheckResult(name="generalization", passed=not failed, detail=detail, numbers=numbers), gaps
+
+
+def scorer_parity_check(controls: Mapping[str, tuple[int, int]]) -> CheckResult:
+    """Every skill's arbiter accepts the reference solutions it is asked to judge."""
     problems, numbers = [], {}
-    for skill, metrics in measured.items():
-        if metrics.scorer != declared[skill]:
-            problems.append(f"{skill} scored by {metrics.scorer}, its spec declares {declared[skill]}")
-        passed, total = controls.get(skill, (0, 0))
+    for skill, (passed, total) in controls.items():
         numbers[f"{skill}.reference_passed"] = float(passed)
         numbers[f"{skill}.reference_total"] = float(total)
         if total == 0 or passed != total:
             problems.append(f"{skill}: the arbiter accepted {passed}/{total} reference solutions")
-    detail = "; ".join(problems) if problems else "every skill judged by its declared scorer; reference solutions all accepted"
+    detail = "; ".join(problems) if problems else "every arbiter accepted all reference solutions checked"
     return CheckResult(name="scorer_parity", passed=not problems, detail=detail, numbers=numbers)
 
 
@@ -100,61 +158,42 @@ def require_parity(a: BoundaryReport, b: BoundaryReport) -> None:
     )
 
 
-def _ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
-    """Whitespace-token n-grams. 13-grams follow GPT-3's contamination study: long enough that a
-    shared n-gram is a copy, not an idiom. (Splitting punctuation off as tokens was tried on the
-    demo skills: it shortens each window until COBOL boilerplate alone fills half a program's
-    n-grams, and flags probes that copy nothing.)"""
-    tokens = text.split()
-    # a text shorter than n tokens is one n-gram of itself: a short probe copied whole still counts
-    return {tuple(tokens[i : i + n]) for i in range(max(len(tokens) - n + 1, 0))} or ({tuple(tokens)} if tokens else set())
-
-
 def contamination_check(
     training_texts: Iterable[str],
     probe_texts: Mapping[str, list[str]],
     *,
-    ngram: int = NGRAM,
-    limit: float = CONTAMINATION_LIMIT,
+    languages: Mapping[str, str] | None = None,
+    max_share: float = MAX_NEAR_DUPLICATE_SHARE,
 ) -> CheckResult:
-    """Share of dev/fresh probes that are near-copies of a training text.
+    """Share of each group of probes that are near-duplicates of a training text.
 
-    A probe is contaminated when one single training text holds at least half its n-grams:
-    a copy with the names changed, which the model can recall instead of solve. (The union
-    of all training texts is not the test: templated programs share boilerplate everywhere.)
-    Two numbers per skill: ``contaminated_share`` (what fails the check above ``limit``) and
-    ``ngram_overlap``, the fraction of all probe n-grams found anywhere in the training data.
+    ``probe_texts`` maps a group (a skill, or ``skill/split``) to its probes' texts
+    (``prompt + canonical_solution``); ``languages`` maps a group to the language its texts are
+    read as (``python``, ``sql``, ``cobol``, or a scorer name such as ``python_tests``; default
+    ``text``). A near-duplicate is a training text up to names, constants and formatting (see
+    :func:`kernel_lifecycle.boundary.overlap.shape`): what a model can recall instead of solve.
+    The check fails when any group's share exceeds ``max_share``. Only splits that claim to be
+    new (``fresh``) should be passed: dev and test are in-family by design.
     """
-    from collections import Counter
+    from kernel_lifecycle.boundary.overlap import LANGUAGES, ShapeIndex
 
-    owners: dict[tuple[str, ...], list[int]] = {}  # n-gram -> training texts holding it
-    for i, text in enumerate(training_texts):
-        for gram in _ngrams(text, ngram):
-            owners.setdefault(gram, []).append(i)
+    training = list(training_texts)
+    indexes: dict[str, ShapeIndex] = {}
     numbers, parts, worst = {}, [], 0.0
-    for skill, texts in probe_texts.items():
-        contaminated, grams_total, grams_seen = 0, 0, 0
-        for text in texts:
-            grams = _ngrams(text, ngram)
-            per_text: Counter[int] = Counter()
-            for gram in grams:
-                holders = owners.get(gram)
-                if holders:
-                    grams_seen += 1
-                    per_text.update(holders)
-            grams_total += len(grams)
-            best = max(per_text.values(), default=0)
-            if grams and best / len(grams) >= CONTAMINATED_SHARE:
-                contaminated += 1
-        share = contaminated / len(texts) if texts else 0.0
+    for group, texts in probe_texts.items():
+        language = (languages or {}).get(group, "text")
+        language = LANGUAGES.get(language, language)
+        if language not in indexes:
+            indexes[language] = ShapeIndex(((str(i), t) for i, t in enumerate(training)), language)
+        found = sum(indexes[language].match(text) is not None for text in texts)
+        share = found / len(texts) if texts else 0.0
         worst = max(worst, share)
-        numbers[f"{skill}.contaminated_share"] = share
-        numbers[f"{skill}.ngram_overlap"] = grams_seen / grams_total if grams_total else 0.0
-        parts.append(f"{skill} {contaminated}/{len(texts)} (overlap {numbers[f'{skill}.ngram_overlap']:.1%})")
-    passed = worst <= limit
+        numbers[f"{group}.contaminated_share"] = share
+        parts.append(f"{group} {found}/{len(texts)}")
+    passed = worst <= max_share
     detail = (
-        f"probes with >= {CONTAMINATED_SHARE:.0%} of their {ngram}-grams in one training text: "
-        + ", ".join(parts)
-        + ("" if passed else f" (limit {limit:.0%})")
+        "probes that are a training text up to names, constants and formatting: "
+        + (", ".join(parts) or "none measured")
+        + ("" if passed else f" (limit {max_share:.0%})")
     )
     return CheckResult(name="contamination", passed=passed, detail=detail, numbers=numbers)

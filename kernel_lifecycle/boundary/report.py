@@ -2,6 +2,12 @@
 
 It is the unit the gates compare. Two reports compare only when their ``harness_hash``
 matches (scorer parity): same probes, same generation budget, same samples, same scorers.
+
+Roles of the splits are kept apart and recorded: ``selection_split`` (``dev``) is what a job
+chose its checkpoint on; ``gate_split`` (``test``) is what every gated number comes from and is
+never read during a job; ``fresh`` holds problem families no job trained on. Per skill the
+report carries the gate-split metrics (``skills``), the fresh metrics (``fresh``) and the
+generalization gap between them with an interval (``gaps``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+GateSplit = Literal["dev", "test", "fresh"]
+SelectionSplit = Literal["dev", "test"]
+Split = Literal["train", "dev", "test", "fresh", "relearn"]
 
 
 class HarnessConfig(BaseModel):
@@ -25,7 +36,8 @@ class HarnessConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int = 0
-    split: Literal["dev", "fresh"] = "dev"
+    split: GateSplit = "test"  # the gate split
+    selection_split: SelectionSplit = "dev"  # where jobs choose checkpoints; never the gate split
     max_problems: int | None = None  # None: every probe of the split
     # scorer name -> version string (compiler version, dialect, harness revision)
     scorers: dict[str, str] = Field(default_factory=dict)
@@ -47,6 +59,7 @@ class ProblemResult(BaseModel):
     c: int
     truncated: int = 0
     no_code: int = 0
+    family: str = ""  # the template or concept the probe comes from ("" when the skill names none)
 
 
 class SkillMetrics(BaseModel):
@@ -55,7 +68,7 @@ class SkillMetrics(BaseModel):
     skill: str
     scorer: str
     metric: Literal["pass_rate", "compile_rate"]
-    split: Literal["dev", "fresh"]
+    split: Split
     n_problems: int
     n_samples: int
     k: int
@@ -80,10 +93,35 @@ class SkillMetrics(BaseModel):
 class CheckResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str  # truncation, fresh_dev_agreement, scorer_parity, contamination, ...
+    name: str  # truncation, generalization, scorer_parity, contamination, relearning
     passed: bool
     detail: str
     numbers: dict[str, float] = Field(default_factory=dict)
+    curve: list[float] = Field(default_factory=list)  # relearning: the value after each step
+
+
+class Gap(BaseModel):
+    """Generalization gap of one skill: gate-split value minus fresh value, with an interval
+    (problems of the two splits resampled independently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate: float
+    fresh: float
+    gap: float
+    low: float
+    high: float
+
+
+class Forgetting(BaseModel):
+    """What a retired skill's fresh verdict can claim: nothing when the kernel was already under
+    the ceiling on fresh before the downskill (nothing there to forget)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fresh_before: float
+    fresh_before_ci_high: float
+    vacuous: bool
 
 
 class BoundaryReport(BaseModel):
@@ -93,7 +131,12 @@ class BoundaryReport(BaseModel):
     version: str | None = None
     harness: HarnessConfig
     harness_hash: str
-    skills: dict[str, SkillMetrics]
+    selection_split: str = "dev"
+    gate_split: str = "dev"  # reports from before the split roles were recorded gated on dev
+    skills: dict[str, SkillMetrics]  # on the gate split
+    fresh: dict[str, SkillMetrics] = Field(default_factory=dict)  # on held-out families
+    gaps: dict[str, Gap] = Field(default_factory=dict)
+    forgetting: dict[str, Forgetting] = Field(default_factory=dict)  # retired skills, by a downskill
     checks: list[CheckResult] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 

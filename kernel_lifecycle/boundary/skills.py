@@ -1,10 +1,18 @@
-"""Skills as data: a name, the scorer that arbitrates it, and probes in three splits.
+"""Skills as data: a name, the scorer that arbitrates it, and probes in five splits.
 
 On disk a skill is a folder ``<name>/`` holding ``skill.json`` (name, scorer, description,
-metric) and ``train.jsonl``, ``dev.jsonl``, ``fresh.jsonl``: one probe per line in HumanEval's
-shape (``task_id``, ``prompt``, ``canonical_solution``, ``test``, ``entry_point``). ``fresh``
-probes are never used for training or tuning: only for the final check that a verdict holds
-on prompts nobody has looked at.
+metric) and one ``<split>.jsonl`` per split: one probe per line in HumanEval's shape
+(``task_id``, ``prompt``, ``canonical_solution``, ``test``, ``entry_point``) plus the
+``family`` it comes from (the template or concept; ``""`` when a skill does not say).
+
+- ``train``: what jobs train on (the training families);
+- ``dev``: in-family, new names and constants; for selection only (checkpoints, early stopping);
+- ``test``: in-family, disjoint from train and dev: the gate split, never read during a job;
+- ``fresh``: held-out families, in no other split in any form: does a kernel keep (or lose)
+  what its jobs never showed it;
+- ``relearn``: in-family, disjoint from all of the above: what a relearning check fine-tunes on.
+
+A missing split file is an empty split, so skills written before a split existed still load.
 """
 
 from __future__ import annotations
@@ -20,8 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lifecycle.errors import NotFoundError
 
-SPLITS = ("train", "dev", "fresh")
-Split = Literal["train", "dev", "fresh"]
+SPLITS = ("train", "dev", "test", "fresh", "relearn")
+Split = Literal["train", "dev", "test", "fresh", "relearn"]
+UNKNOWN_FAMILY = "unknown"  # how a probe without a family is shown
+# Beside the splits of a demo skill, not a split: extra text the demo base pretrains on (held-out
+# families' combinations no shipped probe has); never measured, never read by a job.
+PRETRAIN_FILE = "pretrain.jsonl"
 
 DEMO_SKILLS_DIR = Path(__file__).resolve().parent.parent / "demo" / "skills"
 
@@ -34,6 +46,11 @@ class Probe(BaseModel):
     canonical_solution: str
     test: str = ""
     entry_point: str = ""
+    family: str = ""
+
+    @property
+    def family_label(self) -> str:
+        return self.family or UNKNOWN_FAMILY
 
 
 class SkillSpec(BaseModel):

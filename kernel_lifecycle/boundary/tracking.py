@@ -39,8 +39,10 @@ def log_report(
 ) -> str:
     """Log ``boundary/report.json``, ``boundary/inventory.png`` and the report's numbers.
 
-    Metrics: ``<prefix>boundary.<skill>.value|ci_low|ci_high|entropy|truncation|no_code`` and
-    ``<prefix>check.<name>`` (1 passed, 0 failed), at ``step`` when given. Returns the run id.
+    Metrics: ``<prefix>boundary.<skill>.value|ci_low|ci_high|entropy|truncation|no_code`` (the
+    gate split), ``.fresh|fresh_ci_high`` and ``.gap|gap_low|gap_high``, ``<prefix>check.<name>``
+    (1 passed, 0 failed) and a check's curve (``check.relearning.curve`` by relearning step), at
+    ``step`` when given. Returns the run id.
     """
     from mlflow.entities import Metric
 
@@ -66,7 +68,22 @@ def log_report(
         for name, metrics in report.skills.items()
         for key, value in _numbers(metrics).items()
     ]
+    batch += [  # the version page shows gate split, fresh and the gap side by side
+        Metric(f"{prefix}boundary.{name}.{key}", float(value), now, step or 0)
+        for name, metrics in report.fresh.items()
+        for key, value in (("fresh", metrics.value), ("fresh_ci_high", metrics.ci_high))
+    ]
+    batch += [
+        Metric(f"{prefix}boundary.{name}.{key}", float(value), now, step or 0)
+        for name, gap in report.gaps.items()
+        for key, value in (("gap", gap.gap), ("gap_low", gap.low), ("gap_high", gap.high))
+    ]
     batch += [Metric(f"{prefix}check.{c.name}", 1.0 if c.passed else 0.0, now, step or 0) for c in report.checks]
+    batch += [
+        Metric(f"{prefix}check.{c.name}.curve", float(v), now, i)
+        for c in report.checks
+        for i, v in enumerate(c.curve, start=1)
+    ]
     # MLflow's log_batch takes at most 1000 metrics per call
     for i in range(0, len(batch), 1000):
         mlflow_client.log_batch(run_id, metrics=batch[i : i + 1000])

@@ -6,6 +6,7 @@ Typer's usage errors keep exit status 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -20,15 +21,12 @@ app = typer.Typer(
 )
 
 
+GROUPS = ("db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "ui", "quickstart", "skills")
+
+
 def _register() -> None:
-    for optional in ("db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "ui", "quickstart"):
-        try:
-            module = __import__(f"kernel_lifecycle.cli.{optional}", fromlist=["register"])
-        except ModuleNotFoundError as exc:  # a group not built yet
-            if exc.name != f"kernel_lifecycle.cli.{optional}":
-                raise
-            continue
-        module.register(app)
+    for group in GROUPS:
+        importlib.import_module(f"kernel_lifecycle.cli.{group}").register(app)
 
 
 _register()
@@ -36,8 +34,6 @@ _register()
 
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """Usage-error and abort types of click, and of the copy of click that Typer >= 0.29 bundles."""
-    import importlib
-
     errors, aborts = [], []
     for exceptions, core in (("click.exceptions", "click.exceptions"), ("typer._click.exceptions", "typer._click.core")):
         try:

@@ -61,7 +61,8 @@ def score(
 def inventory(
     ref: str = typer.Argument(..., help="KERNEL (its champion), KERNEL@VERSION or KERNEL@alias"),
     diff: str = typer.Option(None, "--diff", help="Another version to compare with: VERSION, alias or KERNEL@..."),
-    split: str = typer.Option("dev", "--split", help="dev or fresh"),
+    split: str = typer.Option("test", "--split", help="the split to report as the gate split: test, dev or fresh (fresh is always measured too)"),
+    by_family: bool = typer.Option(False, "--by-family", help="Break every skill down by problem family."),
     max_problems: int = typer.Option(50, "--max-problems", min=1, help="Probes per skill (the first N of the split)."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Generation budget per probe."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -69,8 +70,10 @@ def inventory(
     """Evaluate every known skill on a kernel version (all checks); --diff shows per-skill changes."""
     from kernel_lifecycle.boundary.inventory import (
         DIFF_COLUMNS,
+        FAMILY_COLUMNS,
         INVENTORY_COLUMNS,
         diff_rows,
+        family_rows,
         inventory_harness,
         inventory_of,
         inventory_rows,
@@ -79,8 +82,8 @@ def inventory(
     from kernel_lifecycle.cli.output import console, print_json, print_table
     from kernel_lifecycle.errors import KernelLifecycleError
 
-    if split not in ("dev", "fresh"):
-        raise KernelLifecycleError(f"--split must be dev or fresh, got {split!r}")
+    if split not in ("test", "dev", "fresh"):
+        raise KernelLifecycleError(f"--split must be test, dev or fresh, got {split!r}")
     harness = inventory_harness(split=split, max_problems=max_problems, max_new_tokens=max_new_tokens)
     report = inventory_of(ref, harness)
     other = None
@@ -89,6 +92,8 @@ def inventory(
         other = inventory_of(diff if "@" in diff else f"{report.kernel}@{diff}", harness)
     if json_out:
         data = {"report": report_summary(report)}
+        if by_family:
+            data["families"] = [dict(zip(["skill", "split", "family", "problems", "value"], r)) for r in family_rows(report)]
         if other is not None:
             data["diff"] = {
                 "against": report_summary(other),
@@ -98,6 +103,8 @@ def inventory(
         return
     where = f"{split}, first {max_problems} probes per skill, greedy, {max_new_tokens} tokens, harness {report.harness_hash}"
     print_table(f"skill inventory of {report.kernel}@{report.version} ({where})", INVENTORY_COLUMNS, inventory_rows(report))
+    if by_family:
+        print_table(f"{report.kernel}@{report.version} by family", FAMILY_COLUMNS, family_rows(report))
     if other is not None:
         print_table(
             f"{report.kernel}: v{other.version} -> v{report.version} (* = paired 95% interval excludes 0)",

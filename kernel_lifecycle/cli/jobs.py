@@ -20,14 +20,16 @@ def build_base(force: bool = typer.Option(False, "--force", help="Rebuild even i
 
     build = build_demo_base(force=force, progress=not json_out)
     data = {"path": str(build.path), "sha256": build.sha256, "metrics": build.metrics,
-            "seconds": build.seconds, "cached": build.cached}
+            "metrics_by_split": build.by_split, "seconds": build.seconds, "cached": build.cached}
     if json_out:
         print_json(data)
     else:
         how = "reused from cache" if build.cached else "built"
         console.print(f"demo base {build.path} (sha256 {build.sha256[:12]}), {how}; build took {build.seconds:.0f} s")
         for skill, value in build.metrics.items():
-            console.print(f"  {skill}: {value:.3f}")
+            others = "".join(f", {split} {m[skill]:.3f}" for split, m in build.by_split.items()
+                             if split != "dev" and skill in m)
+            console.print(f"  {skill}: dev {value:.3f}{others}")
 
 
 def _result(kv, json_out: bool) -> None:  # noqa: ANN001
@@ -37,32 +39,41 @@ def _result(kv, json_out: bool) -> None:  # noqa: ANN001
         console.print(f"registered {kv.name} version {kv.version} as candidate (job {kv.tags.get('kernel.job_id', '')[:12]})")
 
 
+def _policy_of(kernel: str, *, required: bool):  # noqa: ANN202
+    from kernel_lifecycle.errors import NotFoundError
+    from kernel_lifecycle.promotion import active_policy
+
+    try:
+        active = active_policy(kernel)
+    except NotFoundError:
+        if required:
+            raise
+        return None, None  # a kernel may be distilled before its policy is applied
+    return active.policy, active.sha256
+
+
+def _run(kind: str, kernel: str, actor: str | None, json_out: bool, **overrides) -> None:  # noqa: ANN003
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import from_policy
+
+    policy, sha = _policy_of(kernel, required=kind != "distill")
+    config = from_policy(kind, policy, sha, kernel=kernel, **overrides)
+    _result(run_job(config, actor=actor or default_actor(), progress=not json_out), json_out)
+
+
 @jobs_app.command()
 def distill(
     kernel: str = typer.Argument(..., help="Name of the new kernel"),
     skill: list[str] = typer.Option(..., "--skill", help="A skill whose train split is the task's data (repeatable)."),
     teacher: str = typer.Option(None, "--teacher", help="Teacher: local directory or hub id (default: the demo base)."),
     student_layers: int = typer.Option(None, "--student-layers", help="Layers of the student (default: half)."),
-    steps: int = typer.Option(150, "--steps"),
-    lr: float = typer.Option(1e-3, "--lr"),
+    steps: int = typer.Option(None, "--steps", help="Distillation steps (default 150)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
     actor: str = ActorOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Distill a kernel's first version from a teacher (KL to the teacher + CE)."""
-    from kernel_lifecycle.errors import NotFoundError
-    from kernel_lifecycle.jobs import distill as job, specs
-    from kernel_lifecycle.promotion import active_policy
-
-    try:
-        active = active_policy(kernel)
-        extra = dict(
-            thresholds=specs.thresholds_of(active.policy), harness=specs.harness_of(active.policy),
-            policy_sha256=active.sha256, report_skills=specs.policy_skills(active.policy),
-        )
-    except NotFoundError:  # a kernel may be distilled before its policy is applied
-        extra = {}
-    spec = job.DistillSpec(kernel=kernel, skills=list(skill), teacher=teacher, student_layers=student_layers, steps=steps, lr=lr, **extra)
-    _result(job.run(spec, actor=actor or default_actor()), json_out)
+    _run("distill", kernel, actor, json_out, skills=list(skill), teacher=teacher, student_layers=student_layers, steps=steps, lr=lr)
 
 
 @jobs_app.command()
@@ -75,13 +86,7 @@ def upskill(
     json_out: bool = JsonOption,
 ) -> None:
     """Teach the policy's new skill with a LoRA adapter (replaying retained skills)."""
-    from kernel_lifecycle.jobs import specs, upskill as job
-    from kernel_lifecycle.promotion import active_policy
-
-    active = active_policy(kernel)
-    spec = specs.upskill_spec(active.policy, active.sha256, steps=steps, lr=lr, from_ref=from_ref)
-    job.validate(spec)
-    _result(job.run(spec, actor=actor or default_actor()), json_out)
+    _run("upskill", kernel, actor, json_out, steps=steps, lr=lr, from_ref=from_ref)
 
 
 @jobs_app.command()
@@ -96,17 +101,7 @@ def downskill(
     json_out: bool = JsonOption,
 ) -> None:
     """Retire the policy's deprecated skill (forget + retain loss) up to the boundary checkpoint."""
-    from kernel_lifecycle.jobs import downskill as job, specs
-    from kernel_lifecycle.promotion import active_policy
-
-    active = active_policy(kernel)
-    spec = specs.downskill_spec(
-        active.policy, active.sha256, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref
-    )
-    if method is not None:
-        spec.method_options = {}  # the plan's options belong to the plan's method
-    job.validate(spec)
-    _result(job.run(spec, actor=actor or default_actor()), json_out)
+    _run("downskill", kernel, actor, json_out, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref)
 
 
 @jobs_app.command("list")
@@ -116,6 +111,7 @@ def list_(kernel: str = typer.Option(None, "--kernel"), limit: int = typer.Optio
     from kernel_lifecycle.db.engine import session_scope
 
     with session_scope() as session:
+        repo.fail_orphaned_jobs(session)  # shown failed at once, not running
         rows = [_job_dict(j) for j in repo.list_jobs(session, kernel=kernel, limit=limit)]
     if json_out:
         print_json(rows)
@@ -133,6 +129,7 @@ def show(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enou
     from kernel_lifecycle.db.engine import session_scope
 
     with session_scope() as session:
+        repo.fail_orphaned_jobs(session)  # shown failed at once, not running
         job = repo.get_job(session, job_id=job_id)
         data = {**_job_dict(job), "params": job.params, "events": [
             {"at": e.at, "from": e.from_state, "to": e.to_state, "message": e.message} for e in job.events

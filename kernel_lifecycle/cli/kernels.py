@@ -150,7 +150,7 @@ def rollback(
 ) -> None:
     """Move `champion` back to an earlier version; audited with actor, from, to and reason."""
     from kernel_lifecycle.db.engine import session_scope
-    from kernel_lifecycle.registry.client import rollback as do_rollback
+    from kernel_lifecycle.aliases import rollback as do_rollback
 
     who = actor or default_actor()
     with session_scope() as session:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import typer
 
 
-def quickstart(
-    inventory_problems: int = typer.Option(40, help="Problems per skill in the final inventory."),
-) -> None:
+def quickstart() -> None:
     """Build the demo base, distill, upskill, retire cobol, gate and promote; print the inventory."""
     from kernel_lifecycle.demo.quickstart import run
 
-    run(inventory_problems=inventory_problems)
+    run()
 
 
 def register(root: typer.Typer) -> None:

@@ -35,6 +35,8 @@ def sync_cmd(
                 console.print(f"{label.replace('_', ' ')}: {job_id}", highlight=False, markup=False, emoji=False)
         if not any(getattr(report, k) for k in ("added", "replaced", "removed", "unchanged", "already_fired", "kept_refused")):
             console.print("no scheduled triggers", highlight=False)
+    for line in report.overdue:
+        err_console.print(f"overdue sunset: {line}", highlight=False, soft_wrap=True, markup=False, emoji=False)
     if report.refused:
         for refusal in report.refused:
             err_console.print(f"refused: {refusal}", highlight=False, soft_wrap=True, markup=False, emoji=False)

@@ -22,10 +22,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernel_lifecycle.errors import ConfigurationError, DatabaseError
+from kernel_lifecycle.resources import bundled
 from kernel_lifecycle.settings import get_settings
 
 VERSION_TABLE = "kl_alembic_version"
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "alembic"
 
 
 def redact(url: str) -> str:
@@ -83,7 +83,7 @@ def _connect_args(parsed) -> dict:  # noqa: ANN001
 
 def alembic_config(url: str | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(bundled("alembic")))
     cfg.set_main_option("version_table", VERSION_TABLE)
     cfg.attributes["database_url"] = _url(url)
     return cfg

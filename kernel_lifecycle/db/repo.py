@@ -128,7 +128,10 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
-def fail_orphaned_jobs(session: Session, *, reason: str = "the process running it died") -> list[Job]:
+ORPHANED = "the process running it stopped (crash or kill)"
+
+
+def fail_orphaned_jobs(session: Session, *, reason: str = ORPHANED) -> list[Job]:
     """Mark unfinished jobs whose owning process on this host is gone as failed."""
     failed = []
     for job in session.scalars(select(Job).where(Job.state.in_(UNFINISHED))):

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kernel_lifecycle.cli.output import console
 
-REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
-POLICY_FILE = REPO_POLICIES / "python-kernel.yaml"
 KERNEL = "python-kernel"
 DISTILL_SKILLS = ["python", "cobol"]
 
@@ -66,9 +63,10 @@ def _gate_and_promote(version: str, approver: str, step: str) -> None:
     console.print(f"  v{version} promoted to champion (approved and promoted by {approver})")
 
 
-def run(*, inventory_problems: int = 40) -> QuickstartResult:
+def run() -> QuickstartResult:
     from kernel_lifecycle.db.engine import upgrade
-    from kernel_lifecycle.jobs import distill, specs
+    from kernel_lifecycle.jobs import run_job
+    from kernel_lifecycle.jobs.config import from_policy
     from kernel_lifecycle.models.demo_base import build_demo_base
     from kernel_lifecycle.pipeline import run_plan
     from kernel_lifecycle.policy.loader import load_policy
@@ -80,7 +78,9 @@ def run(*, inventory_problems: int = 40) -> QuickstartResult:
     settings = get_settings()
     settings.ensure_home()
     upgrade()
-    loaded = load_policy(POLICY_FILE)
+    from kernel_lifecycle.resources import demo_policy
+
+    loaded = load_policy(demo_policy())
     apply_policy(loaded, actor="quickstart")
     approver = loaded.policy.approvals.approvers[0]
     console.rule("[bold]1. demo base model")
@@ -88,16 +88,8 @@ def run(*, inventory_problems: int = 40) -> QuickstartResult:
     console.print(f"  {base.path} (sha256 {base.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in base.metrics.items()))
 
     def distill_v1() -> str:
-        spec = distill.DistillSpec(
-            kernel=KERNEL,
-            skills=DISTILL_SKILLS,
-            teacher=str(base.path),
-            thresholds=specs.thresholds_of(loaded.policy),
-            harness=specs.harness_of(loaded.policy),
-            policy_sha256=loaded.sha256,
-            report_skills=specs.policy_skills(loaded.policy),
-        )
-        return distill.run(spec, actor="quickstart").version
+        config = from_policy("distill", loaded.policy, loaded.sha256, skills=DISTILL_SKILLS, teacher=str(base.path))
+        return run_job(config, actor="quickstart", progress=True).version
 
     steps = [
         ("2. distill python-kernel v1", "distill", distill_v1),
@@ -120,7 +112,7 @@ def run(*, inventory_problems: int = 40) -> QuickstartResult:
     console.rule("[bold]5. skill inventory of every version")
     from kernel_lifecycle.boundary.inventory import inventory_table
 
-    result.inventory = inventory_table(KERNEL, [v1, v2, v3], max_problems=inventory_problems, console=console)
+    result.inventory = inventory_table(KERNEL, [v1, v2, v3], console=console)
     result.seconds = time.monotonic() - started
     console.rule("[bold]where things are")
     console.print(f"  MLflow store:     {settings.tracking_uri}")

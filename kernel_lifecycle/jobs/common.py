@@ -7,34 +7,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill, skills_named
 from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.jobs.config import Thresholds
 from kernel_lifecycle.registry.bundle import AdapterEntry, Manifest, write_bundle
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What the boundary means for one job: floors of retained skills, ceilings of retired ones."""
-
-    floors: dict[str, float] = field(default_factory=dict)  # retained skill -> min value
-    ceilings: dict[str, float] = field(default_factory=dict)  # retired skill -> max upper bound
-    tolerance: dict[str, float] = field(default_factory=dict)  # retained skill -> allowed drop
-
-    DEFAULT: ClassVar[float] = 0.05  # ceiling and allowed drop of a skill not named above
-
-    def ceiling(self, skill: str) -> float:
-        return self.ceilings.get(skill, self.DEFAULT)
-
-    def allowed_drop(self, skill: str) -> float:
-        return self.tolerance.get(skill, self.DEFAULT)
-
-    def as_roles(self) -> dict[str, tuple[str, float]]:
-        roles = {name: ("retained", value) for name, value in self.floors.items()}
-        roles.update({name: ("retired", value) for name, value in self.ceilings.items()})
-        return roles
 
 
 def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, Skill]:
@@ -43,9 +22,9 @@ def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, S
     return dict(sorted({**job_skills, **extra}.items()))
 
 
-def training_texts(skills: dict[str, Skill]) -> list[str]:
-    """Everything a job trains on, for the contamination check against dev/fresh probes."""
-    return [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")]
+def training_probes(skills: dict[str, Skill]) -> dict[str, list]:
+    """Everything a job trains on, by skill: the contamination check's reference."""
+    return {name: s.probes("train") for name, s in skills.items()}
 
 
 def require_train_data(skill: Skill) -> None:
@@ -62,29 +41,19 @@ def log_data_inputs(ctx, skills: dict[str, Skill], split: str = "train") -> dict
     return digests
 
 
-def final_report(
-    model,
-    tokenizer,
-    *,
-    kernel: str,
-    skills: dict[str, Skill],
-    harness: HarnessConfig,
-    thresholds: Thresholds,
-    trained_on: dict[str, Skill],
-    progress=None,
-) -> BoundaryReport:  # noqa: ANN001
-    """The boundary report a version is registered with (all checks included)."""
+def final_report(model, tokenizer, config, *, skills: dict[str, Skill], trained_on: dict[str, Skill], progress=None) -> BoundaryReport:  # noqa: ANN001
+    """The boundary report a version is registered with: the gate split, fresh, all checks."""
     from kernel_lifecycle.boundary.evaluate import evaluate_kernel
 
     return evaluate_kernel(
         model,
         tokenizer,
-        kernel=kernel,
+        kernel=config.kernel,
         version=None,
-        skills=skills,
-        harness=harness,
-        thresholds=thresholds.as_roles(),
-        training_texts=training_texts(trained_on),
+        skills=report_skills(config.report_skills, skills),
+        harness=config.harness,
+        settings=config.checks,
+        training_probes=training_probes(trained_on),
         progress=progress,
     )
 
@@ -131,9 +100,9 @@ def new_version_bundle(
     return write_bundle(out, manifest, folders)
 
 
-def spec_params(spec) -> dict[str, Any]:  # noqa: ANN001
-    """A job spec as the job row's params (the thresholds and harness are logged apart)."""
-    return {k: v for k, v in vars(spec).items() if k not in ("thresholds", "harness")}
+def config_params(config) -> dict[str, Any]:  # noqa: ANN001
+    """A job config as the job row's params (the thresholds and harness are logged apart)."""
+    return config.model_dump(mode="json", exclude={"thresholds", "harness"})
 
 
 def encode_skills(skills: dict[str, Skill], tokenizer) -> list:  # noqa: ANN001
@@ -155,6 +124,7 @@ class Curves:
     roles: dict[str, str]  # skill -> curve role (forget, retain, learn)
     max_problems: int
     max_new_tokens: int
+    split: str = "dev"  # the selection split: never the gate split
     seed: int = 0
     keep_adapter: bool = False
     history: list[tuple[int, dict[str, SkillMetrics]]] = field(default_factory=list)
@@ -171,7 +141,7 @@ class Curves:
         model.eval()
         with torch.inference_mode():
             metrics = measure_skills(
-                model, self.tokenizer, self.skills, split="dev", max_problems=self.max_problems,
+                model, self.tokenizer, self.skills, split=self.split, max_problems=self.max_problems,
                 max_new_tokens=self.max_new_tokens, seed=self.seed,
             )
         log_step_metrics(self.run_id, metrics, step, roles=self.roles)
@@ -216,7 +186,6 @@ class ChildJob:
         ctx = self.ctx
         adapter_dir = ctx.workdir / "adapter"
         saved = save_adapter(self.model, adapter_dir)
-        ctx.log_report(report)
         entry = AdapterEntry(name=f"{ctx.kind}-{skill}-{ctx.job_id[:8]}", role=ctx.kind, skill=skill, sha256=saved.sha256)
         bundle = new_version_bundle(
             ctx.workdir / "bundle",
@@ -233,28 +202,30 @@ class ChildJob:
             data_digests=self.digests,
         )
         summary = "; ".join(m.summary() for m in report.skills.values())
-        return ctx.register(bundle, description=f"{description}. {summary}")
+        return ctx.register_candidate(bundle, report, description=f"{description}. {summary}", parent=self.parent_kv)
 
 
 @contextlib.contextmanager
 def child_job(
-    kind: str, spec, skills: dict[str, Skill], *, actor: str, trigger_id: str | None, progress: bool,  # noqa: ANN001
+    config, skills: dict[str, Skill], *, actor: str, trigger_id: str | None, progress: bool,  # noqa: ANN001
 ) -> Iterator[ChildJob]:
-    """Resolve the parent, open the job (DB row + MLflow run), log params and data, load the
-    kernel and attach a fresh LoRA adapter named after the job's kind."""
+    """Resolve the parent (once), open the job (DB row + MLflow run), log params and data, load
+    the kernel and attach a fresh LoRA adapter named after the job's kind, with the config's
+    rank and alpha."""
     from kernel_lifecycle.jobs.runner import job_run
     from kernel_lifecycle.models.loading import load_kernel
     from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.training.lora import attach_lora
 
-    parent_kv = registry.resolve(spec.from_ref or spec.kernel)
+    kind = config.kind
+    parent_kv = registry.resolve(config.from_ref or config.kernel)
     parent_bundle = registry.fetch_bundle(parent_kv)
-    params = spec_params(spec)
-    with job_run(kind, spec.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, progress_bar(progress) as bar:
-        ctx.log_params({**params, "parent_version": parent_kv.version, "harness": spec.harness.model_dump()})
+    params = config_params(config)
+    with job_run(kind, config.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, progress_bar(progress) as bar:
+        ctx.log_params({**params, "parent_version": parent_kv.version, "harness": config.harness.model_dump()})
         digests = log_data_inputs(ctx, skills)
         loaded = load_kernel(parent_bundle)
-        model = attach_lora(loaded.model, adapter_name=kind, r=spec.rank, alpha=2 * spec.rank, seed=spec.seed)
+        model = attach_lora(loaded.model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed)
         yield ChildJob(
             ctx=ctx, bar=bar, parent_kv=parent_kv, parent_bundle=parent_bundle, parent=loaded.manifest,
             tokenizer=loaded.tokenizer, model=model, digests=digests,

@@ -14,49 +14,22 @@ Top to bottom:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_lifecycle.boundary.report import HarnessConfig
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs import common
+from kernel_lifecycle.jobs.config import DistillConfig
 from kernel_lifecycle.jobs.runner import job_run
 from kernel_lifecycle.registry import client as registry
 
 BASE_ARTIFACT = "base"
 
 
-@dataclass
-class DistillSpec:
-    kernel: str
-    skills: list[str]  # the task's skills: the kernel's data
-    teacher: str | None = None  # local dir or hub id; None: the demo base (built if needed)
-    student_layers: int | None = None  # None: half the teacher's layers
-    steps: int = 150
-    lr: float = 1e-3
-    batch_size: int = 16
-    temperature: float = 2.0
-    alpha: float = 0.5  # weight of the KL term
-    eval_every: int = 50
-    eval_problems: int = 32
-    seed: int = 0
-    thresholds: common.Thresholds = field(default_factory=common.Thresholds)
-    harness: HarnessConfig = field(default_factory=lambda: HarnessConfig(max_new_tokens=160))
-    policy_sha256: str | None = None
-    # skills the final report measures (default: the job's own); the policy's full list keeps
-    # every version's harness hash comparable, so gates need not re-evaluate the champion
-    report_skills: list[str] = field(default_factory=list)
-
-
-def validate(spec: DistillSpec) -> None:
-    if not spec.skills:
-        raise JobError("distill needs at least one skill to take its data from")
-    for skill in common.skills_named(spec.skills).values():
+def check_world(spec: DistillConfig) -> dict:
+    """What the config cannot check alone: skills with data, a safetensors teacher, a new kernel."""
+    skills = common.skills_named(spec.skills)
+    for skill in skills.values():
         common.require_train_data(skill)
-    if not 0.0 <= spec.alpha <= 1.0:
-        raise JobError(f"alpha must be in [0, 1], got {spec.alpha}")
-    if spec.temperature <= 0:
-        raise JobError(f"temperature must be positive, got {spec.temperature}")
     if spec.teacher is not None:
         from kernel_lifecycle.models.loading import check_weights, resolve_base_dir
 
@@ -66,6 +39,7 @@ def validate(spec: DistillSpec) -> None:
             f"kernel {spec.kernel!r} already has versions; distill creates a kernel's first version "
             "(use upskill/downskill to change it, or pick a new name)"
         )
+    return skills
 
 
 _LAYER = re.compile(r"^(?P<prefix>.*?\.(?:layers|h))\.(?P<index>\d+)\.(?P<rest>.*)$")
@@ -128,16 +102,15 @@ def kd_loss(teacher, temperature: float, alpha: float):  # noqa: ANN001, ANN201
     return loss_fn
 
 
-def run(spec: DistillSpec, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
+def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
     from kernel_lifecycle.models.loading import base_sha256, load_base
     from kernel_lifecycle.registry.bundle import BaseModelRef
     from kernel_lifecycle.training.data import batches, pad_id_of
     from kernel_lifecycle.training.loop import train
 
-    validate(spec)
+    skills = check_world(spec)
     teacher_uri = spec.teacher or _demo_teacher()
-    skills = common.skills_named(spec.skills)
-    params = common.spec_params(spec)
+    params = common.config_params(spec)
 
     with job_run("distill", spec.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, common.progress_bar(progress) as bar:
         teacher, tokenizer = load_base(teacher_uri)
@@ -151,11 +124,11 @@ def run(spec: DistillSpec, *, actor: str, trigger_id: str | None = None, progres
         stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))
         curves = common.Curves(
             ctx.run_id, tokenizer, skills, roles={name: "learn" for name in skills}, max_problems=spec.eval_problems,
-            max_new_tokens=spec.harness.max_new_tokens, seed=spec.seed,
+            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
         )
 
         result = train(
-            student, stream, loss_fn=kd_loss(teacher, spec.temperature, spec.alpha), steps=spec.steps,
+            student, stream, loss_fn=kd_loss(teacher, spec.temperature, spec.kl_weight), steps=spec.steps,
             lr=spec.lr, seed=spec.seed, checkpoint_every=spec.eval_every, on_checkpoint=curves,
             on_step=lambda step, loss, stats: ctx.log_metric("train.loss", loss, step=step),
             progress=bar,
@@ -167,15 +140,11 @@ def run(spec: DistillSpec, *, actor: str, trigger_id: str | None = None, progres
 
         ctx.state("evaluating", f"{spec.steps} distillation steps done")
         student.eval()
-        report = common.final_report(
-            student, tokenizer, kernel=spec.kernel, skills=common.report_skills(spec.report_skills, skills), harness=spec.harness,
-            thresholds=spec.thresholds, trained_on=skills, progress=bar,
-        )
+        report = common.final_report(student, tokenizer, spec, skills=skills, trained_on=skills, progress=bar)
         base_dir = ctx.workdir / BASE_ARTIFACT
         student.save_pretrained(base_dir, safe_serialization=True)
         tokenizer.save_pretrained(base_dir)
         ctx.log_artifact_dir(base_dir, BASE_ARTIFACT)
-        ctx.log_report(report)
         bundle = common.new_version_bundle(
             ctx.workdir / "bundle",
             parent=None,
@@ -190,8 +159,9 @@ def run(spec: DistillSpec, *, actor: str, trigger_id: str | None = None, progres
             policy_sha256=spec.policy_sha256,
             data_digests=digests,
         )
-        return ctx.register(
+        return ctx.register_candidate(
             bundle,
+            report,
             description=f"distilled from {teacher_uri} on {', '.join(spec.skills)} ({n_layers}-layer student). "
             + "; ".join(m.summary() for m in report.skills.values()),
         )

@@ -1,13 +1,15 @@
 """What every job shares: a lifecycle DB row with its state machine, an MLflow run, and the
-rules that keep a crash harmless.
+one registration step that ends every recipe.
 
 Crash safety, by construction:
-- a version is registered only after its boundary report is logged to the job's run, so no
-  version exists without its report;
+- ``register_candidate`` logs the boundary report before it creates the version, so no version
+  exists without its report;
 - jobs never move ``champion``; the ``candidate`` alias moves in the same DB transaction that
-  marks the job registered, and MLflow's mirror is reconciled from the DB at the next start;
+  marks the job registered (compare-and-set + audit row first, then MLflow's mirror);
 - a job whose process died (kill -9) is marked failed, with the reason, by the next job or
-  scheduler start on this host (``repo.fail_orphaned_jobs``).
+  scheduler start on this host, or by `jobs list`/`jobs show` (``repo.fail_orphaned_jobs``);
+- an alias MLflow shows elsewhere than the audit table says is the guard's business
+  (``kernel-lifecycle guard check --repair``), not every job start's.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import ensure_current, session_scope
 from kernel_lifecycle.registry import client as registry
@@ -38,8 +41,6 @@ class JobContext:
     run_id: str
     actor: str
     workdir: Path
-    report_logged: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def state(self, to_state: str, message: str | None = None) -> None:
         with session_scope() as session:
@@ -78,20 +79,25 @@ class JobContext:
         from kernel_lifecycle.boundary.tracking import log_report
 
         log_report(report, run_id=self.run_id)
-        self.report_logged = True
 
-    def register(self, bundle_dir: Path, *, description: str, move_candidate: bool = True) -> registry.KernelVersion:
-        """Register the bundle as a new version; only after the boundary report is logged."""
-        if not self.report_logged:
-            raise RuntimeError("a version is registered only after its boundary report is logged")
-        plot = f"![boundary curves](get-artifact?path=boundary%2Fcurves.png&run_uuid={self.run_id})"
+    def register_candidate(
+        self, bundle_dir: Path, report, *, description: str, parent: registry.KernelVersion | None = None,  # noqa: ANN001
+    ) -> registry.KernelVersion:
+        """The end of every recipe: log the report, verify the bundle (once), create the MLflow
+        version, then mark the job registered and move ``candidate`` (compare-and-set + audit
+        row) in one lifecycle-DB transaction. ``parent``: the parent version as the job fetched it."""
+        self.log_report(report)
         manifest = verify_bundle(bundle_dir)
-        chain = registry.lineage(manifest.kernel, manifest.parent_version) if manifest.parent_version else []
+        if manifest.parent_version and (parent is None or parent.version != manifest.parent_version):
+            parent = registry.get_version(manifest.kernel, manifest.parent_version)
+        chain = registry.lineage(manifest.kernel, parent) if parent is not None else []
         lineage = "Lineage: this version" + "".join(
             f" <- v{v.version} ({v.tags.get('kernel.job_kind', 'registered')})" for v in chain
         )
-        kv = registry.register_version(
+        plot = f"![boundary curves](get-artifact?path=boundary%2Fcurves.png&run_uuid={self.run_id})"
+        kv = registry.create_version(
             bundle_dir,
+            manifest,
             run_id=self.run_id,
             description=f"{description}\n\n{lineage}; job {self.job_id}, policy {str(manifest.policy_sha256)[:12]}\n\n{plot}",
             extra_tags={"kernel.boundary_report": f"runs:/{self.run_id}/{REPORT_ARTIFACT}", "kernel.job_kind": self.kind},
@@ -100,42 +106,18 @@ class JobContext:
             job = repo.get_job(session, job_id=self.job_id)
             job.registered_version = kv.version
             repo.transition(session, job=job, to_state="registered", message=f"registered version {kv.version}")
-            if move_candidate:
-                registry.move_alias(
-                    session,
-                    name=kv.name,
-                    alias="candidate",
-                    version=kv.version,
-                    actor=self.actor,
-                    reason=f"{self.kind} job {self.job_id}",
-                )
+            aliases.move_alias(
+                session, name=kv.name, alias="candidate", version=kv.version, actor=self.actor,
+                reason=f"{self.kind} job {self.job_id}", check_version=False,
+            )
         return kv
 
 
 def recover() -> list[str]:
-    """At start: fail jobs whose process died, and make MLflow's aliases match the DB's."""
+    """At start: fail the jobs whose process died."""
     ensure_current()
     with session_scope() as session:
-        failed = repo.fail_orphaned_jobs(session, reason="the process running it stopped (crash or kill)")
-        ids = [job.id for job in failed]
-        aliases = [(a.kernel, a.alias, a.version) for a in session.scalars(_all_aliases())]
-    client = mlflow_client()
-    for kernel, alias, version in aliases:
-        try:
-            current = client.get_model_version_by_alias(kernel, alias).version
-        except Exception:  # noqa: BLE001 - alias missing in MLflow
-            current = None
-        if str(current) != version:
-            client.set_registered_model_alias(kernel, alias, version)
-    return ids
-
-
-def _all_aliases():  # noqa: ANN202
-    from sqlalchemy import select
-
-    from kernel_lifecycle.db.models import AliasState
-
-    return select(AliasState)
+        return [job.id for job in repo.fail_orphaned_jobs(session)]
 
 
 @contextmanager

@@ -1,9 +1,12 @@
 """The demo base model: a small Llama trained here on the three demo skills, standing in for a frontier model.
 
-Nothing is downloaded. A byte-level BPE tokenizer is trained on the skills' train text, a
+Nothing is downloaded. A byte-level BPE tokenizer is trained on the skills' pretraining text, a
 4-layer LlamaForCausalLM (so a 2-layer student can be distilled from it) is trained with the
-project's own step loop on ``prompt + solution + eos`` of every train split, and its skills are
-measured on the dev splits with the real scorers (greedy, 160 new tokens). The result is
+project's own step loop on ``prompt + solution + eos`` of every train split plus each skill's
+``pretrain.jsonl``: combinations of the held-out (fresh) families that no shipped probe has. A
+pretrained model knows more than any job shows a kernel, and that is what ``fresh`` then asks
+about: does a kernel keep (or lose) what its jobs never showed it. Its skills are measured on
+every measured split (dev, test, fresh, relearn) with the real scorers (greedy, 160 new tokens). The result is
 deterministic from the seed and cached by content hash under ``KL_HOME/cache/base/<hash>/``
 (hash of the config, the seed, the skills' data digests and ``BUILDER_VERSION``), so the
 quickstart and the tests build it once. A build is written to a temporary directory and renamed
@@ -27,9 +30,12 @@ from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.models.tokenizer import train_bpe_tokenizer
 
 # Bump when the build procedure changes in a way the config does not capture.
-BUILDER_VERSION = "demo-base-3"
+BUILDER_VERSION = "demo-base-4"
 SKILL_NAMES = ("python", "cobol", "sql")
 EVAL_MAX_NEW_TOKENS = 160
+# dev: the metrics jobs start from; test, relearn: in-family; fresh: the held-out families.
+# (Greedy generation is cheap next to training: all four measured splits cost ~20 s.)
+EVAL_SPLITS = ("dev", "test", "fresh", "relearn")
 # (share of the steps, multiple of the learning rate): a step decay
 LR_PHASES = ((0.6, 1.0), (0.25, 0.25), (0.15, 0.0625))
 
@@ -58,6 +64,7 @@ class BaseBuild:
     path: Path
     sha256: str  # over the *.safetensors files, as bundle manifests record a base
     metrics: dict[str, float] = field(default_factory=dict)  # skill -> dev metric
+    by_split: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> skill -> metric
     cached: bool = False
     seconds: float = 0.0
 
@@ -78,9 +85,26 @@ def cache_key(config: BaseConfig, skills) -> str:  # noqa: ANN001
     payload = {
         "builder": BUILDER_VERSION,
         "config": dataclasses.asdict(config),
-        "data": {s.name: {split: s.digest(split) for split in ("train", "dev")} for s in skills},
+        "data": {s.name: {split: s.digest(split) for split in ("train", *EVAL_SPLITS)} | {"pretrain": _pretrain_digest(s)}
+                 for s in skills},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def pretrain_probes(skill):  # noqa: ANN001, ANN201
+    """The skill's train split and its ``pretrain.jsonl`` (absent: none): what the base learns from."""
+    from kernel_lifecycle.boundary.skills import PRETRAIN_FILE, Probe
+
+    path = skill.root / PRETRAIN_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return skill.probes("train") + [Probe.model_validate_json(line) for line in lines if line.strip()]
+
+
+def _pretrain_digest(skill) -> str:  # noqa: ANN001
+    from kernel_lifecycle.boundary.skills import PRETRAIN_FILE
+
+    path = skill.root / PRETRAIN_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 def _model(config: BaseConfig, tokenizer):  # noqa: ANN001, ANN202
@@ -105,8 +129,8 @@ def _model(config: BaseConfig, tokenizer):  # noqa: ANN001, ANN202
         return LlamaForCausalLM(llama)
 
 
-def measure(model, tokenizer, skills, *, limit: int | None = None) -> dict[str, dict[str, float]]:  # noqa: ANN001
-    """Greedy generation on each skill's dev split, judged by its real scorer."""
+def measure(model, tokenizer, skills, *, limit: int | None = None, split: str = "dev") -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Greedy generation on each skill's ``split``, judged by its real scorer."""
     from kernel_lifecycle.boundary.generation import generate
     from kernel_lifecycle.boundary.scorers import get_scorer
     from kernel_lifecycle.boundary.scorers.base import Sample
@@ -114,7 +138,9 @@ def measure(model, tokenizer, skills, *, limit: int | None = None) -> dict[str, 
     model.eval()
     out: dict[str, dict[str, float]] = {}
     for skill in skills:
-        probes = skill.probes("dev")[:limit]
+        probes = skill.probes(split)[:limit]
+        if not probes:
+            continue
         gens = generate(model, tokenizer, [p.prompt for p in probes], max_new_tokens=EVAL_MAX_NEW_TOKENS,
                         batch_size=32)
         samples = [Sample(task_id=p.task_id, prompt=p.prompt, completion=g[0].text, test=p.test,
@@ -137,13 +163,14 @@ def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | 
 
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
-    train_probes = [p for s in skills for p in s.probes("train")]
-    tokenizer = train_bpe_tokenizer([p.prompt + p.canonical_solution for p in train_probes], vocab_size=config.vocab_size)
+    corpus = {s.name: pretrain_probes(s) for s in skills}
+    tokenizer = train_bpe_tokenizer([p.prompt + p.canonical_solution for probes in corpus.values() for p in probes],
+                                    vocab_size=config.vocab_size)
     model = _model(config, tokenizer)
     # One skill per batch, skills in turn: COBOL programs are ~4x longer than the others, and a
     # mixed batch pads every row to the longest, so this makes an average step ~2x cheaper.
     streams = [
-        batches(encode_probes(s.probes("train"), tokenizer, max_length=config.max_positions, what=f"{s.name} train"),
+        batches(encode_probes(corpus[s.name], tokenizer, max_length=config.max_positions, what=f"{s.name} train"),
                 batch_size=config.batch_size, seed=config.seed + i, pad_id=pad_id_of(tokenizer))
         for i, s in enumerate(skills)
     ]
@@ -174,15 +201,18 @@ def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | 
             bar.stop()
     train_seconds = time.perf_counter() - started
 
-    measured = measure(model, tokenizer, skills, limit=eval_limit)
+    measured = {split: measure(model, tokenizer, skills, limit=eval_limit, split=split) for split in EVAL_SPLITS}
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     return {
         "builder": BUILDER_VERSION,
         "config": dataclasses.asdict(config),
         "data_digests": {s.name: s.digest("train") for s in skills},
-        "metrics": {name: m["score"] for name, m in measured.items()},
-        "eval": {"split": "dev", "greedy": True, "max_new_tokens": EVAL_MAX_NEW_TOKENS, **measured},
+        "pretrain_probes": {name: len(probes) for name, probes in corpus.items()},
+        "metrics": {name: m["score"] for name, m in measured["dev"].items()},
+        "metrics_by_split": {split: {name: m["score"] for name, m in m_split.items()} for split, m_split in measured.items()},
+        "eval": {"split": "dev", "greedy": True, "max_new_tokens": EVAL_MAX_NEW_TOKENS, **measured["dev"]},
+        "eval_by_split": measured,
         "steps": len(losses),
         "lr_phases": [list(p) for p in LR_PHASES],
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
@@ -213,7 +243,7 @@ def build_demo_base(
 ) -> BaseBuild:
     """Build the demo base, or reuse the cache entry of the same config, seed and data.
 
-    ``steps``/``config`` and ``eval_limit`` (dev problems per skill) are knobs for tests; the
+    ``steps``/``config`` and ``eval_limit`` (problems per skill and measured split) are knobs for tests; the
     defaults are the real build, which must really have all three skills.
     """
     from kernel_lifecycle.models.loading import base_sha256
@@ -232,7 +262,8 @@ def build_demo_base(
         shutil.rmtree(final)
     if (final / "build.json").is_file():
         info = json.loads((final / "build.json").read_text(encoding="utf-8"))
-        return BaseBuild(final, base_sha256(final), info["metrics"], cached=True, seconds=info["seconds"])
+        return BaseBuild(final, base_sha256(final), info["metrics"], info.get("metrics_by_split", {}), cached=True,
+                         seconds=info["seconds"])
 
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
@@ -249,4 +280,5 @@ def build_demo_base(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _torch_threads(threads)
-    return BaseBuild(final, base_sha256(final), info["metrics"], cached=False, seconds=info["seconds"])
+    return BaseBuild(final, base_sha256(final), info["metrics"], info["metrics_by_split"], cached=False,
+                     seconds=info["seconds"])

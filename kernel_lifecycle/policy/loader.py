@@ -1,10 +1,11 @@
-"""Reading policy files: YAML (safe_load semantics only) -> :class:`Policy`, every error located.
+"""Reading policy files: YAML (safe tags only) -> :class:`Policy`, every error located.
 
-Each problem becomes a :class:`PolicyIssue` with file, line, column and field. Pydantic reports
-where an error is as a ``loc`` path (``('triggers', 1, 'cron', 'cron')``); the loader composes
-the same YAML into nodes, which carry start marks, and walks the path down to the node that
-holds the bad value. Cross-field problems (:func:`schema.cross_check`) carry their own path
-and are located the same way.
+Each problem becomes a :class:`PolicyIssue` with file, line, column and field. The file is
+parsed once, by ruamel.yaml's round-trip loader: every mapping and sequence it builds knows the
+line and column of its keys, values and items. Pydantic reports where an error is as a ``loc``
+path (``('triggers', 1, 'cron', 'cron')``); the loader walks that path down the loaded data to
+the value that is wrong. Cross-field problems (:func:`schema.cross_check`) carry their own path
+and are located the same way. Duplicate keys are refused, each at its line.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor, SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from kernel_lifecycle.errors import PolicyError
 from kernel_lifecycle.policy.schema import Loc, Policy, PolicyContext, cross_check, dotted
@@ -58,118 +62,129 @@ class LoadedPolicy:
 
 # ---- YAML with positions ------------------------------------------------------------------------
 
+Position = tuple[int, int]  # 0-based line and column, as ruamel.yaml records them
 
-def _is_tag(node: yaml.Node | None, part: str | int) -> bool:
+
+@dataclass(frozen=True)
+class _Duplicate:
+    mapping: CommentedMap
+    key: Any
+    position: Position
+    first_line: int  # 0-based
+
+
+class _PolicyConstructor(RoundTripConstructor):
+    """Round-trip construction (positions everywhere) with safe_load's limits.
+
+    A tag no safe loader knows (``!!python/object/apply:...``, ``!local``) is refused, where
+    the round-trip loader would keep it as tagged data. A repeated key is recorded rather than
+    raised at once, so it is reported with its path and with every other problem of the file;
+    the first value is kept (the file is refused either way).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.duplicates: list[_Duplicate] = []
+
+    def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> bool:
+        if key in mapping:
+            mark = key_node.start_mark
+            self.duplicates.append(_Duplicate(mapping, key, (mark.line, mark.column), mapping.lc.key(key)[0]))
+            return False
+        return True
+
+
+_PolicyConstructor.add_constructor(None, SafeConstructor.construct_undefined)
+
+
+def _load_yaml(text: str) -> tuple[Any, list[_Duplicate]]:
+    """One parse: the data (positions attached) and its repeated keys. Raises YAMLError."""
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _PolicyConstructor
+    data = yaml.load(text)
+    return data, yaml.constructor.duplicates
+
+
+def _type_name(value: Any) -> str:
+    """``list``, ``float``, ``date``: the Python type under ruamel's round-trip wrappers."""
+    return next(t.__name__ for t in type(value).__mro__ if t.__module__ in ("builtins", "datetime"))
+
+
+def _is_tag(node: Any, part: str | int) -> bool:
     """Whether ``part`` is the discriminator value of this mapping (its ``kind``)."""
-    if not isinstance(node, yaml.MappingNode) or not isinstance(part, str):
-        return False
-    return any(
-        isinstance(k, yaml.ScalarNode) and k.value == "kind" and isinstance(v, yaml.ScalarNode) and v.value == part
-        for k, v in node.value
-    )
+    return isinstance(node, CommentedMap) and isinstance(part, str) and node.get("kind") == part
 
 
-def _node_at(root: yaml.Node | None, loc: Loc) -> yaml.Node | None:
-    """The node ``loc`` points at, or its nearest ancestor present in the YAML."""
-    node = root
-    tagged: yaml.Node | None = None
-    for part in loc:
+@dataclass(frozen=True)
+class _Place:
+    position: Position  # of the deepest part of the path present in the YAML
+    key: Position | None  # of the last part, when it is a key present in the YAML
+    field: str  # dotted, without the discriminator tags pydantic inserts into union paths
+
+
+def _place(root: CommentedMap, loc: Loc, error_type: str) -> _Place:
+    """Walk ``loc`` down the loaded data as far as the YAML has it."""
+    node: Any = root
+    position: Position = (root.lc.line, root.lc.col)
+    key: Position | None = None
+    kept: list[str | int] = []
+    tagged: Any = None
+    for n, part in enumerate(loc):
+        last = n == len(loc) - 1
+        if last and isinstance(node, CommentedMap) and part in node:
+            key = node.lc.key(part)
         if _is_tag(node, part) and tagged is not node:
             tagged = node  # pydantic's discriminator tag: ('triggers', 0, 'cron', 'timezone')
             continue
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if match is None:
-                continue  # a discriminator tag pydantic inserts, or a missing field
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-        # anything else: a union tag or a missing element; stay at the nearest node
-    return node
-
-
-def _key_node(root: yaml.Node | None, loc: Loc) -> yaml.Node | None:
-    """The key node of the last path element, when it is a key present in the YAML."""
-    if not loc or not isinstance(loc[-1], str):
-        return None
-    parent = _node_at(root, loc[:-1])
-    if isinstance(parent, yaml.MappingNode):
-        for key, _value in parent.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == loc[-1]:
-                return key
-    return None
-
-
-def _field_path(root: yaml.Node | None, loc: Loc, error_type: str) -> str:
-    """The dotted field, without the discriminator tags pydantic inserts into union paths."""
-    kept: list[str | int] = []
-    node = root
-    tagged: yaml.Node | None = None
-    for n, part in enumerate(loc):
-        last = n == len(loc) - 1
-        if _is_tag(node, part) and tagged is not node:
-            tagged = node
-            continue
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            match = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if match is not None:
+        if isinstance(node, CommentedMap) and isinstance(part, str):
+            if part in node:
                 kept.append(part)
-                node = match
-                continue
-            if last or error_type == "missing":
-                kept.append(part)
-            # else: a tag such as 'cron' in ('triggers', 0, 'cron', 'timezone')
+                position, node = node.lc.value(part), node[part]
+            elif last or error_type == "missing":
+                kept.append(part)  # a missing field; else a union tag such as 'cron'
             continue
-        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        if isinstance(node, CommentedSeq) and isinstance(part, int):
             kept.append(part)
-            node = node.value[part] if 0 <= part < len(node.value) else None
+            if 0 <= part < len(node):
+                position, node = node.lc.item(part), node[part]
+            else:
+                node = None  # a missing element: stay at the sequence
             continue
         if isinstance(part, int) or last:
             kept.append(part)
-        node = None
-    return dotted(tuple(kept))
+        node = None  # below a scalar or outside the YAML: the nearest position stays
+    return _Place(position=position, key=key, field=dotted(tuple(kept)))
 
 
-def _locate(file: str, root: yaml.Node | None, loc: Loc, message: str, error_type: str = "") -> PolicyIssue:
-    node = None
-    if error_type == "extra_forbidden":
-        node = _key_node(root, loc)
-    if node is None:
-        node = _node_at(root, loc)
-    mark = node.start_mark if node is not None else None
-    return PolicyIssue(
-        file=file,
-        line=mark.line + 1 if mark else 1,
-        column=mark.column + 1 if mark else 1,
-        field=_field_path(root, loc, error_type),
-        message=message,
-    )
+def _issue(file: str, position: Position, field: str, message: str) -> PolicyIssue:
+    return PolicyIssue(file=file, line=position[0] + 1, column=position[1] + 1, field=field, message=message)
 
 
-def _duplicate_keys(file: str, node: yaml.Node | None, path: Loc = ()) -> list[PolicyIssue]:
+def _locate(file: str, root: CommentedMap, loc: Loc, message: str, error_type: str = "") -> PolicyIssue:
+    place = _place(root, loc, error_type)
+    position = place.key if error_type == "extra_forbidden" and place.key else place.position
+    return _issue(file, position, place.field, message)
+
+
+def _paths(node: Any, path: Loc = ()) -> Iterable[tuple[int, Loc]]:
+    """(id, path) of every mapping in the loaded data (keys as the text they were written as)."""
+    if isinstance(node, CommentedMap):
+        yield id(node), path
+        for key, value in node.items():
+            yield from _paths(value, path + (str(key),))
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            yield from _paths(item, path + (i,))
+
+
+def _duplicate_keys(file: str, root: CommentedMap, duplicates: list[_Duplicate]) -> list[PolicyIssue]:
     """safe_load keeps the last of two equal keys without a word; a policy refuses them."""
-    issues: list[PolicyIssue] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    issues.append(
-                        PolicyIssue(
-                            file=file,
-                            line=key.start_mark.line + 1,
-                            column=key.start_mark.column + 1,
-                            field=dotted(path + (key.value,)),
-                            message=f"key {key.value!r} appears twice (first on line {seen[key.value]})",
-                        )
-                    )
-                else:
-                    seen[key.value] = key.start_mark.line + 1
-                issues.extend(_duplicate_keys(file, value, path + (key.value,)))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            issues.extend(_duplicate_keys(file, item, path + (i,)))
-    return issues
+    paths = dict(_paths(root))
+    return [
+        _issue(file, d.position, dotted(paths[id(d.mapping)] + (str(d.key),)), f"key {str(d.key)!r} appears twice (first on line {d.first_line + 1})")
+        for d in duplicates
+        if id(d.mapping) in paths  # a repeat inside a dropped repeat: that one is reported already
+    ]
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -194,46 +209,46 @@ def check_policy(
     content: str | bytes, *, source: str = "<policy>", context: PolicyContext | None = None
 ) -> tuple[Policy | None, list[PolicyIssue]]:
     """Parse and validate; return the policy (None if invalid) and every issue found."""
+    policy, issues, _root = _check(content, source, context)
+    return policy, issues
+
+
+def _check(
+    content: str | bytes, source: str, context: PolicyContext | None
+) -> tuple[Policy | None, list[PolicyIssue], CommentedMap | None]:
+    """:func:`check_policy`, plus the loaded data (to locate more issues without parsing again)."""
     try:
         text = content.decode("utf-8") if isinstance(content, bytes) else content
     except UnicodeDecodeError as exc:
-        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
+        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"not UTF-8 text: {exc.reason} at byte {exc.start}")], None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
+        root, duplicates = _load_yaml(text)
+    except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(filter(None, [exc.context, exc.problem]))
-        return None, [
-            PolicyIssue(
-                file=source,
-                line=mark.line + 1 if mark else 1,
-                column=mark.column + 1 if mark else 1,
-                field="",
-                message=(
-                    f"unsupported YAML tag (safe YAML only): {problem}"
-                    if isinstance(exc, yaml.constructor.ConstructorError)
-                    else f"YAML syntax error: {problem}"
-                ),
-            )
-        ]
-    except yaml.YAMLError as exc:
-        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"YAML error: {exc}")]
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"a policy is a mapping of fields; got {got}")]
+        message = (
+            f"unsupported YAML tag (safe YAML only): {problem}"
+            if isinstance(exc, ConstructorError)
+            else f"YAML syntax error: {problem}"
+        )
+        return None, [_issue(source, (mark.line, mark.column) if mark else (0, 0), "", message)], None
+    except YAMLError as exc:
+        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"YAML error: {exc}")], None
+    if not isinstance(root, CommentedMap):
+        got = "an empty file" if root is None else f"a {_type_name(root)}"
+        return None, [PolicyIssue(file=source, line=1, column=1, field="", message=f"a policy is a mapping of fields; got {got}")], None
 
-    issues = _duplicate_keys(source, root)
+    issues = _duplicate_keys(source, root, duplicates)
     ctx = context or PolicyContext.default()
     try:
-        policy = Policy.model_validate(data, context={"policy": ctx, "defer_cross_checks": True})
+        policy = Policy.model_validate(root, context={"policy": ctx, "defer_cross_checks": True})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             issues.append(_locate(source, root, tuple(error["loc"]), _message(error), error["type"]))
-        return None, _sorted(issues)
+        return None, _sorted(issues), root
     for loc, message in cross_check(policy, ctx):
         issues.append(_locate(source, root, loc, message))
-    return (None if issues else policy), _sorted(issues)
+    return (None if issues else policy), _sorted(issues), root
 
 
 def _sorted(issues: list[PolicyIssue]) -> list[PolicyIssue]:
@@ -282,11 +297,10 @@ def validate_files(paths: Iterable[str | Path], *, context: PolicyContext | None
         except OSError as exc:
             issues.append(PolicyIssue(file=str(path), line=0, column=0, field="", message=f"cannot read: {exc.strerror}"))
             continue
-        policy, found = check_policy(content, source=str(path), context=ctx)
+        policy, found, root = _check(content, str(path), ctx)
         issues.extend(found)
-        if policy is not None:
+        if policy is not None and root is not None:
             if policy.kernel in owners:
-                root = yaml.compose(content.decode("utf-8"), Loader=yaml.SafeLoader)
                 issues.append(
                     _locate(str(path), root, ("kernel",), f"kernel {policy.kernel!r} already has a policy in {owners[policy.kernel]}")
                 )

@@ -9,6 +9,11 @@ problem with its location so the loader can point at the YAML line.
 The world a policy is checked against is a :class:`PolicyContext` (today, known skills, known
 scorers, unlearning methods). Pass it as pydantic validation context (``{"policy": ctx}``); tests
 inject their own ``today`` and skills.
+
+Date rules (a retained skill past its sunset) belong to ``policies validate``/``apply`` and to
+the scheduler. A stored policy snapshot is read with ``PolicyContext.stored()``, which applies no
+date rule: on the day a sunset passes, gates, promotions and jobs keep working and the overdue
+sunset is reported (``Policy.overdue_sunsets``) instead of refusing to read the policy.
 """
 
 from __future__ import annotations
@@ -26,25 +31,11 @@ Loc = tuple[Union[str, int], ...]
 
 SKILL_NAME = r"^[a-z][a-z0-9_]*$"
 KERNEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-CHECKS = ("truncation", "fresh_dev_agreement", "scorer_parity", "contamination")
-CheckName = Literal["truncation", "fresh_dev_agreement", "scorer_parity", "contamination"]
+CHECKS = ("truncation", "generalization", "scorer_parity", "contamination", "relearning")
+CheckName = Literal["truncation", "generalization", "scorer_parity", "contamination", "relearning"]
+# a check's former name, as stored policy snapshots may still write it
+_RENAMED_CHECKS = {"fresh_dev_agreement": "generalization"}
 PlanName = Literal["upskill", "downskill"]
-
-# Used only while kernel_lifecycle.boundary.scorers does not exist (or names no scorers).
-FALLBACK_SCORERS = frozenset({"python_tests", "cobol_compile", "sql_exec"})
-
-# Options each unlearning method takes beyond the common loop settings. Checked against the
-# method dataclasses in tests (tests/policy/test_methods_table.py), kept here so validating a
-# policy never imports torch. A method the registry knows but this table does not takes only
-# the common settings.
-METHOD_OPTIONS: dict[str, frozenset[str]] = {
-    "npo": frozenset({"beta", "retain_weight"}),
-    "grad_diff": frozenset({"retain_weight"}),
-    "grad_ascent": frozenset(),
-    "negation": frozenset({"negation_weight"}),
-}
-# Methods whose loss has a retain term: a plan without retain skills would train blind.
-METHODS_NEEDING_RETAIN = frozenset({"npo", "grad_diff"})
 
 # A cron expression that does not fire within this horizon is treated as never firing.
 CRON_HORIZON_YEARS = 5
@@ -54,34 +45,15 @@ CRON_HORIZON_YEARS = 5
 
 
 def _known_methods() -> tuple[str, ...]:
-    try:
-        from kernel_lifecycle.unlearning import METHODS
-    except ModuleNotFoundError as exc:  # the unlearning package not installed/built
-        if exc.name and not exc.name.startswith("kernel_lifecycle.unlearning"):
-            raise
-        return tuple(METHOD_OPTIONS)
-    return tuple(METHODS)
+    from kernel_lifecycle.unlearning import METHODS
+
+    return METHODS
 
 
 def _known_scorers() -> frozenset[str]:
-    import importlib
+    from kernel_lifecycle.boundary.scorers import SCORERS
 
-    try:
-        module = importlib.import_module("kernel_lifecycle.boundary.scorers")
-    except ModuleNotFoundError as exc:
-        if exc.name != "kernel_lifecycle.boundary.scorers":
-            raise
-        return FALLBACK_SCORERS
-    # accept the registry in the shapes a name registry usually takes
-    for attr in ("SCORERS", "SCORER_NAMES", "NAMES"):
-        value = getattr(module, attr, None)
-        if value:
-            return frozenset(value)
-    for attr in ("scorer_names", "names", "known_scorers"):
-        func = getattr(module, attr, None)
-        if callable(func):
-            return frozenset(func())
-    return FALLBACK_SCORERS
+    return frozenset(SCORERS)
 
 
 def _known_skills() -> dict[str, str]:
@@ -94,7 +66,7 @@ def _known_skills() -> dict[str, str]:
 class PolicyContext:
     """What a policy is validated against. Build with :meth:`default` and override for tests."""
 
-    today: date
+    today: date | None  # None: no date rules (a stored snapshot, see the module docstring)
     skills: Mapping[str, str]  # known skill name -> its scorer
     scorers: frozenset[str]
     methods: tuple[str, ...]
@@ -114,6 +86,11 @@ class PolicyContext:
             scorers=frozenset(scorers) if scorers is not None else _known_scorers(),
             methods=tuple(methods) if methods is not None else _known_methods(),
         )
+
+    @classmethod
+    def stored(cls) -> "PolicyContext":
+        """For reading a policy that was validated when it was applied: no date rules."""
+        return cls(today=None, skills=_known_skills(), scorers=_known_scorers(), methods=_known_methods())
 
 
 def _context(info: ValidationInfo) -> PolicyContext | None:
@@ -164,9 +141,13 @@ class LoraHyperparameters(_Model):
     steps: int = Field(default=80, gt=0)
     lr: float = Field(default=3e-3, gt=0.0, lt=1.0)
     rank: int = Field(default=8, gt=0, le=256)
-    alpha: float = Field(default=16.0, gt=0.0)
+    alpha: float | None = Field(default=None, gt=0.0, description="LoRA alpha; default 2 x rank")
     batch_size: int = Field(default=8, gt=0)
     eval_every: int = Field(default=20, gt=0)
+
+    @property
+    def lora_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else 2.0 * self.rank
 
 
 class Resources(_Model):
@@ -212,16 +193,10 @@ class UpskillPlan(_Model):
         return self.data.skill or self.skill
 
 
-class UnlearningHyperparameters(_Model):
+class UnlearningHyperparameters(LoraHyperparameters):
     steps: int = Field(default=60, gt=0)
     lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
-    rank: int = Field(default=8, gt=0, le=256)
-    batch_size: int = Field(default=8, gt=0)
     eval_every: int = Field(default=10, gt=0)
-    # method-specific; None means the method's own default
-    beta: float | None = Field(default=None, gt=0.0)
-    retain_weight: float | None = Field(default=None, ge=0.0)
-    negation_weight: float | None = Field(default=None, gt=0.0)
 
 
 class DownskillPlan(_Model):
@@ -230,8 +205,24 @@ class DownskillPlan(_Model):
     skill: str = Field(pattern=SKILL_NAME)
     method: str = Field(default="npo", description="npo, grad_diff, grad_ascent or negation")
     hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
+    options: dict[str, float] = Field(default_factory=dict, description="the method's own options (beta, retain_weight, ...)")
     retain: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_options(cls, data: object) -> object:
+        """Policies written before ``options`` existed put a method's options among the
+        hyperparameters; read them where they belong (an explicit ``options`` entry wins)."""
+        if not isinstance(data, dict) or not isinstance(data.get("hyperparameters"), dict):
+            return data
+        common = set(UnlearningHyperparameters.model_fields)
+        hp = dict(data["hyperparameters"])
+        moved = {k: hp.pop(k) for k in list(hp) if k in _LEGACY_OPTION_KEYS and k not in common}
+        if not moved:
+            return data
+        options = data.get("options") if isinstance(data.get("options"), dict) else {}
+        return {**data, "hyperparameters": hp, "options": {**moved, **options}}
 
     @field_validator("method")
     @classmethod
@@ -243,10 +234,12 @@ class DownskillPlan(_Model):
         return value
 
     def method_options(self) -> dict[str, float]:
-        """The options to pass to ``unlearning.get_method(method, **options)`` (only those set)."""
-        names = METHOD_OPTIONS.get(self.method, frozenset())
-        hp = self.hyperparameters
-        return {n: getattr(hp, n) for n in sorted(names) if getattr(hp, n) is not None}
+        """The options to pass to ``unlearning.get_method(method, **options)``."""
+        return dict(self.options)
+
+
+# option names older policies wrote under hyperparameters (see DownskillPlan._legacy_options)
+_LEGACY_OPTION_KEYS = frozenset({"beta", "retain_weight", "negation_weight"})
 
 
 class Plans(_Model):
@@ -381,8 +374,36 @@ class HarnessSettings(_Model):
     max_new_tokens: int = Field(default=256, gt=0, le=8192)
     n_samples: int = Field(default=1, gt=0, le=200)
     k: int = Field(default=1, gt=0)
-    split: Literal["dev", "fresh"] = "dev"
+    split: Literal["dev", "test", "fresh"] = Field(default="test", description="the gate split")
+    selection_split: Literal["dev", "test"] = Field(default="dev", description="where jobs choose checkpoints")
     max_problems: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _roles_apart(self) -> "HarnessSettings":
+        if self.split == self.selection_split:
+            raise ValueError(
+                f"split and selection_split are both {self.split!r}: a job would choose its checkpoint on the "
+                "very problems its gate then decides on; gate on 'test' and select on 'dev'"
+            )
+        return self
+
+
+class TruncationCheck(_Model):
+    max_truncated_share: float = Field(default=0.05, ge=0.0, le=1.0, description="generations still cut off at 2x budget")
+
+
+class GeneralizationCheck(_Model):
+    tolerance: float = Field(default=0.10, ge=0.0, le=1.0, description="allowed gate-split minus fresh gap")
+
+
+class ContaminationCheck(_Model):
+    max_share: float = Field(default=0.10, ge=0.0, le=1.0, description="near-duplicates of train probes allowed per split")
+
+
+class RelearningCheck(_Model):
+    steps: int = Field(default=8, gt=0, le=200)
+    examples: int = Field(default=32, gt=0, description="probes of the retired skill's relearn split")
+    lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
 
 
 class GateSettings(_Model):
@@ -391,6 +412,15 @@ class GateSettings(_Model):
     min_probes: int = Field(default=20, gt=0, description="minimum problems measured per skill")
     required_checks: list[CheckName] = Field(default_factory=lambda: list(CHECKS))
     harness: HarnessSettings = Field(default_factory=HarnessSettings)
+    truncation: TruncationCheck = Field(default_factory=TruncationCheck)
+    generalization: GeneralizationCheck = Field(default_factory=GeneralizationCheck)
+    contamination: ContaminationCheck = Field(default_factory=ContaminationCheck)
+    relearning: RelearningCheck = Field(default_factory=RelearningCheck)
+
+    @field_validator("required_checks", mode="before")
+    @classmethod
+    def _renamed(cls, value: object) -> object:
+        return [_RENAMED_CHECKS.get(v, v) for v in value] if isinstance(value, list) else value
 
     @field_validator("required_checks")
     @classmethod
@@ -440,6 +470,16 @@ class Policy(_Model):
     def tolerance_for(self, skill: RetainedSkill) -> float:
         return self.gate.tolerance if skill.tolerance is None else skill.tolerance
 
+    def overdue_sunsets(self, today: date) -> list[str]:
+        """Retained skills whose sunset has passed: a state to report and act on (retire them),
+        never a reason to refuse reading the policy."""
+        return [
+            f"skill {s.name!r} is still retained past its sunset {s.sunset} (today {today}): "
+            "move it to skills.retired with a ceiling and run the downskill"
+            for s in self.skills.retained
+            if s.sunset is not None and s.sunset < today
+        ]
+
     def trigger_ids(self) -> list[str]:
         """Stable ids: the trigger's name, or ``<kernel>:<kind>:<index>``."""
         return [t.name or f"{self.kernel}:{t.kind}:{i}" for i, t in enumerate(self.triggers)]
@@ -474,7 +514,7 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
                 (("skills", "retired", i, "name"), f"skill {name!r} cannot be both retained and retired")
             )
     for i, skill in enumerate(policy.skills.retained):
-        if skill.sunset is not None and skill.sunset < ctx.today:
+        if ctx.today is not None and skill.sunset is not None and skill.sunset < ctx.today:
             issues.append(
                 (
                     ("skills", "retained", i, "sunset"),
@@ -508,17 +548,15 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
         must_be(retired, "retired", ("plans", "downskill", "skill"), down.skill)
         for j, name in enumerate(down.retain):
             must_be(retained, "retained", ("plans", "downskill", "retain", j), name)
-        if down.method in METHODS_NEEDING_RETAIN and not down.retain:
-            issues.append(
-                (("plans", "downskill", "retain"), f"method {down.method!r} has a retain loss: list the retained skills to keep")
-            )
-        allowed = METHOD_OPTIONS.get(down.method, frozenset())
-        for option in sorted(set(METHOD_OPTIONS_ALL) - allowed):
-            if getattr(down.hyperparameters, option) is not None:
-                takes = ", ".join(sorted(allowed)) or "none"
+        if down.method in ctx.methods:
+            from kernel_lifecycle.unlearning import method_class, option_problems
+
+            if method_class(down.method).needs_retain and not down.retain:
                 issues.append(
-                    (("plans", "downskill", "hyperparameters", option), f"{option} does not apply to method {down.method!r} (its options: {takes})")
+                    (("plans", "downskill", "retain"), f"method {down.method!r} has a retain loss: list the retained skills to keep")
                 )
+            for option, message in option_problems(down.method, down.options):
+                issues.append((("plans", "downskill", "options", option), message))
         hp = down.hyperparameters
         if hp.eval_every > hp.steps:
             issues.append((("plans", "downskill", "hyperparameters", "eval_every"), f"eval_every={hp.eval_every} exceeds steps={hp.steps}: no checkpoint would be evaluated"))
@@ -557,9 +595,6 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
             (("gate", "harness", "max_problems"), f"max_problems={gate.harness.max_problems} is below gate.min_probes={gate.min_probes}: every gate would fail")
         )
     return issues
-
-
-METHOD_OPTIONS_ALL = frozenset().union(*METHOD_OPTIONS.values())
 
 
 def _skill_known(loc: Loc, name: str, scorer: str | None, ctx: PolicyContext) -> list[tuple[Loc, str]]:

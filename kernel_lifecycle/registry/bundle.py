@@ -105,10 +105,11 @@ def verify_bundle(bundle_dir: Path) -> Manifest:
 
 
 def write_bundle(bundle_dir: Path, manifest: Manifest, adapter_dirs: dict[str, Path]) -> Path:
-    """Write a bundle: copy each adapter folder (peft format) and the manifest, then verify.
+    """Write a bundle: copy each adapter folder (peft format) and the manifest.
 
     ``adapter_dirs`` maps adapter name -> a folder holding adapter_config.json and
-    adapter_model.safetensors. Hashes in ``manifest`` are filled in from the files.
+    adapter_model.safetensors. An entry without a sha256 gets one from its file; an entry with
+    one keeps it, and ``verify_bundle`` (once, at registration) checks every file against it.
     """
     bundle_dir = Path(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +126,7 @@ def write_bundle(bundle_dir: Path, manifest: Manifest, adapter_dirs: dict[str, P
             if not source.is_file():
                 raise BundleError(f"{source}: missing; adapters are saved in peft's format")
             shutil.copy2(source, target / name)
-        entries.append(adapter.model_copy(update={"sha256": sha256_file(target / ADAPTER_WEIGHTS)}))
+        entries.append(adapter if adapter.sha256 else adapter.model_copy(update={"sha256": sha256_file(target / ADAPTER_WEIGHTS)}))
     manifest = manifest.model_copy(update={"adapters": entries})
     (bundle_dir / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-    verify_bundle(bundle_dir)
     return bundle_dir

@@ -4,8 +4,8 @@ A kernel is an MLflow registered model; a kernel version is a model version whos
 the ``bundle/`` artifact folder of the run that produced it. Lineage lives in version tags
 (``kernel.parent_version``, ``kernel.job_id``, ...) so an auditor can follow it in the UI.
 
-Aliases are moved only through :func:`move_alias`: a compare-and-set on ``kl_aliases`` plus an
-audit row in the caller's DB transaction, mirrored to MLflow before that transaction commits.
+This module talks to MLflow only. Where an alias must point is the lifecycle DB's business
+(``kernel_lifecycle.aliases``: compare-and-set, audit row, then the MLflow mirror).
 """
 
 from __future__ import annotations
@@ -17,17 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
-from kernel_lifecycle.db import repo
-from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError, RefusedError
-from kernel_lifecycle.registry.bundle import Manifest, verify_bundle
+from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
+from kernel_lifecycle.registry.bundle import BundleError, Manifest, verify_bundle
 from kernel_lifecycle.registry.tracking import client, experiment_id
 from kernel_lifecycle.settings import get_settings
 
 BUNDLE_ARTIFACT = "bundle"
-ALIASES = ("champion", "candidate")
-TAG_PREFIX = "kernel."
 
 
 @dataclass(frozen=True)
@@ -169,9 +164,10 @@ def resolve(ref: str) -> KernelVersion:
     return found
 
 
-def lineage(name: str, version: str) -> list[KernelVersion]:
-    """The version, its parent, its parent's parent, ... down to the root."""
-    chain = [get_version(name, version)]
+def lineage(name: str, version: str | KernelVersion) -> list[KernelVersion]:
+    """The version, its parent, its parent's parent, ... down to the root (a fetched
+    ``KernelVersion`` is used as it is)."""
+    chain = [version if isinstance(version, KernelVersion) else get_version(name, version)]
     seen = {chain[0].version}
     while chain[-1].parent_version:
         parent = chain[-1].parent_version
@@ -183,22 +179,43 @@ def lineage(name: str, version: str) -> list[KernelVersion]:
 
 
 def fetch_bundle(kv: KernelVersion) -> Path:
-    """Download (once) and verify the bundle of a version; returns its local directory."""
-    target = get_settings().cache_dir / "bundles" / kv.name / kv.version
-    if not (target / "manifest.json").exists():
-        import mlflow.artifacts
+    """Download (once) and verify the bundle of a version; returns its local directory.
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{kv.version}-"))
+    The cache heals itself: a cached copy that fails verification (a download corrupted while
+    the artifact store was bad, a file changed on disk) is dropped and fetched again once; only
+    when the store's own copy fails too is the bundle refused, naming the file.
+    """
+    target = get_settings().cache_dir / "bundles" / kv.name / kv.version
+    for attempt in (1, 2):
+        if not (target / "manifest.json").exists():
+            _download(kv, target)
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=kv.source, dst_path=str(staging), tracking_uri=get_settings().tracking_uri
-            )
-            Path(local).rename(target) if not target.exists() else None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    verify_bundle(target)
-    return target
+            verify_bundle(target)
+            return target
+        except BundleError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            if attempt == 2:
+                raise BundleError(
+                    f"{kv.ref}: the artifact store's copy of the bundle ({kv.source}) fails verification "
+                    f"after a fresh download: {exc}. Restore the run's bundle artifacts, or roll back to "
+                    "another version"
+                ) from None
+    raise AssertionError("unreachable")
+
+
+def _download(kv: KernelVersion, target: Path) -> None:
+    import mlflow.artifacts
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{kv.version}-"))
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=kv.source, dst_path=str(staging), tracking_uri=get_settings().tracking_uri
+        )
+        if not target.exists():
+            Path(local).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---- writing ----------------------------------------------------------------------------------
@@ -211,14 +228,26 @@ def register_version(
     description: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> KernelVersion:
-    """Verify a bundle, log it to an MLflow run, and create the model version with lineage tags.
+    """Verify a bundle, check its parent exists, and create the model version (``kernels
+    register`` and tests; jobs go through ``JobContext.register_candidate``, which verifies once).
 
-    Everything that can be refused is checked before anything is written: the bundle's hashes
-    and format, and that the parent version exists.
+    Everything that can be refused is checked before anything is written.
     """
     manifest = verify_bundle(Path(bundle_dir))
     if manifest.parent_version:
         get_version(manifest.kernel, manifest.parent_version)
+    return create_version(Path(bundle_dir), manifest, run_id=run_id, description=description, extra_tags=extra_tags)
+
+
+def create_version(
+    bundle_dir: Path,
+    manifest: Manifest,
+    *,
+    run_id: str | None = None,
+    description: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> KernelVersion:
+    """Log a verified bundle to an MLflow run and create the model version with lineage tags."""
     mlflow_client = client()
     own_run = run_id is None
     if own_run:
@@ -261,74 +290,12 @@ def set_version_description(name: str, version: str, description: str) -> None:
     client().update_model_version(name, version, description=description)
 
 
-def move_alias(
-    session: Session,
-    *,
-    name: str,
-    alias: str,
-    version: str,
-    actor: str,
-    reason: str | None,
-    action: str = "alias_set",
-    expected: str | None | object = ...,
-    details: dict | None = None,
-) -> str | None:
-    """Point ``alias`` at ``version``: compare-and-set in the DB, audit row, MLflow mirror.
-
-    ``expected`` is the version the caller believes the alias holds now (``...``: whatever it
-    holds). Losing the race raises RefusedError. The caller commits the session; if MLflow
-    refuses the alias, the exception rolls the DB change back with it.
-    """
-    get_version(name, version)
-    current = repo.get_alias(session, kernel=name, alias=alias)
-    want = current if expected is ... else expected
-    if want != current or not repo.compare_and_set_alias(
-        session, kernel=name, alias=alias, expected=want, new=version
-    ):
-        raise RefusedError(
-            f"{alias} of {name} moved: it was expected at {want or 'nothing'} but is at "
-            f"{repo.get_alias(session, kernel=name, alias=alias) or 'nothing'}; re-run the gate "
-            "against the current champion"
-        )
-    repo.record_audit(
-        session,
-        actor=actor,
-        action=action,
-        kernel=name,
-        version=version,
-        alias=alias,
-        from_version=current,
-        to_version=version,
-        reason=reason,
-        details=details,
-    )
-    session.flush()
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point an MLflow alias at a version. Only the lifecycle layer calls this
+    (``kernel_lifecycle.aliases``), after its compare-and-set and audit row."""
     client().set_registered_model_alias(name, alias, version)
-    return current
 
 
-def rollback(
-    session: Session, *, name: str, to_version: str, actor: str, reason: str
-) -> str | None:
-    """Move ``champion`` back to an earlier version, audited as a rollback."""
-    target = get_version(name, to_version)
-    current = repo.get_alias(session, kernel=name, alias="champion")
-    if current is None:
-        raise RefusedError(f"{name} has no champion to roll back from")
-    if int(target.version) >= int(current):
-        raise RefusedError(
-            f"rollback goes to an earlier version: {name} champion is {current}, "
-            f"{target.version} is not earlier; use `promote` to move forward"
-        )
-    if not reason.strip():
-        raise RefusedError("a rollback needs a --reason for the audit trail")
-    return move_alias(
-        session,
-        name=name,
-        alias="champion",
-        version=target.version,
-        actor=actor,
-        reason=reason,
-        action="rollback",
-        expected=current,
-    )
+def alias_targets(name: str) -> dict[str, str]:
+    """Every alias MLflow holds for a kernel: alias -> version."""
+    return {a: str(v) for a, v in (client().get_registered_model(name).aliases or {}).items()}

@@ -145,10 +145,11 @@ def _on_missed(event) -> None:  # noqa: ANN001
 def build_scheduler(url: str):  # noqa: ANN201
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
 
-    from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore, safe_background_scheduler
+    from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore
 
-    scheduler = safe_background_scheduler(
+    scheduler = BackgroundScheduler(
         jobstores={"default": SharedJobStore(url), "local": MemoryJobStore()},
         # one fire at a time per process: plans train models on the same few cores
         executors={"default": LeaseExecutor(max_workers=1)},

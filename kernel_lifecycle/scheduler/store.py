@@ -7,21 +7,22 @@
   the job meanwhile, and a late writer can put back a job that ``sync`` has just replaced. Here
   the write-back is a compare-and-set under a row lock: skipped when the row is gone, when its
   definition (``spec`` hash) changed, or when its next run time is already later. The lease, not
-  this store, decides who runs a fire; the store only must never crash or rewind.
+  this store, decides who runs a fire; the store only must never crash or rewind. Once shut
+  down it hands out no due jobs (:meth:`SharedJobStore.get_due_jobs` says why).
 - :class:`LeaseExecutor`: a thread pool that passes each fire's *scheduled* time to the job
   function (APScheduler 3 does not), since the lease key is (trigger, scheduled fire time).
+
+The store extends APScheduler 3 through the job store's public methods only; the executor
+through the one method every executor implements (see :class:`LeaseExecutor` for why).
 """
 
 from __future__ import annotations
 
-import logging
+import copy
 import pickle
-import sys
-import traceback
-from datetime import datetime, timedelta, timezone
-from traceback import format_tb
+from datetime import datetime
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -33,6 +34,27 @@ TABLE = "apscheduler_jobs"
 class SharedJobStore(SQLAlchemyJobStore):
     def __init__(self, url: str) -> None:
         super().__init__(url=url, tablename=TABLE)
+        self._closed = False
+
+    def start(self, scheduler, alias: str) -> None:  # noqa: ANN001
+        self._closed = False
+        super().start(scheduler, alias)
+
+    def shutdown(self) -> None:
+        self._closed = True
+        super().shutdown()
+
+    def get_due_jobs(self, now: datetime) -> list:
+        """Nothing once shut down: APScheduler 3's loop runs one more round after ``shutdown()``.
+
+        The loop re-checks the scheduler's state only after waking, and ``shutdown()`` wakes it
+        after stopping the executors and then the job stores (both under the job stores' lock,
+        which the loop also takes). That round would submit the due jobs to the stopped
+        executors, fail, and still write their next run time back: the fire would be lost for
+        every scheduler. (A paused scheduler processes nothing by itself; this covers pausing,
+        then shutting down. The in-memory store empties itself on shutdown.)
+        """
+        return [] if self._closed else super().get_due_jobs(now)
 
     def update_job(self, job) -> None:  # noqa: ANN001
         """The run loop's write-back of a job's next run time, as a compare-and-set."""
@@ -67,35 +89,30 @@ class SharedJobStore(SQLAlchemyJobStore):
             pass
 
 
-def run_with_fire_time(job, jobstore_alias: str, run_times: list[datetime], logger_name: str) -> list:  # noqa: ANN001
-    """APScheduler's ``run_job`` with ``scheduled_fire_time=`` passed to the job function."""
+def run_fires(job, jobstore_alias: str, run_times: list[datetime], logger_name: str) -> list:  # noqa: ANN001
+    """APScheduler's own ``run_job`` once per fire, each on a copy of the job whose kwargs carry
+    ``scheduled_fire_time`` (the copy is made from the job's state, as the store pickles it)."""
     events = []
-    logger = logging.getLogger(logger_name)
     for run_time in run_times:
-        if job.misfire_grace_time is not None:
-            late = datetime.now(timezone.utc) - run_time
-            if late > timedelta(seconds=job.misfire_grace_time):
-                events.append(JobExecutionEvent(EVENT_JOB_MISSED, job.id, jobstore_alias, run_time))
-                logger.warning("fire %s of %s missed by %s (beyond the misfire grace)", run_time, job.id, late)
-                continue
-        try:
-            retval = job.func(*job.args, scheduled_fire_time=run_time, **job.kwargs)
-        except BaseException:
-            exc, tb = sys.exc_info()[1:]
-            events.append(
-                JobExecutionEvent(
-                    EVENT_JOB_ERROR, job.id, jobstore_alias, run_time, exception=exc, traceback="".join(format_tb(tb))
-                )
-            )
-            logger.exception("fire %s of %s raised", run_time, job.id)
-            traceback.clear_frames(tb)
-            del tb
-        else:
-            events.append(JobExecutionEvent(EVENT_JOB_EXECUTED, job.id, jobstore_alias, run_time, retval=retval))
+        fire = copy.copy(job)
+        fire.kwargs = {**job.kwargs, "scheduled_fire_time": run_time}
+        events += run_job(fire, jobstore_alias, [run_time], logger_name)
     return events
 
 
 class LeaseExecutor(ThreadPoolExecutor):
+    """The stock thread pool, running :func:`run_fires` instead of ``run_job``.
+
+    Why ``_do_submit_job`` (underscored) is overridden: APScheduler 3 calls a job function as
+    ``func(*args, **kwargs)`` and has no public way to tell it which scheduled time it runs for
+    (4.x adds ``current_job``). Listeners do not help: ``EVENT_JOB_SUBMITTED`` is dispatched
+    after the job was handed to the pool, from the scheduler's thread, and carries no way back
+    into the call. The job function cannot derive the time either (after downtime, coalescing,
+    or a late wake-up it is not "now"). ``_do_submit_job`` is the abstract method of
+    ``BaseExecutor`` that every executor implements (``submit_job`` keeps the instance count
+    around it); the body is the stock pool's, with :func:`run_fires` in place of ``run_job``.
+    """
+
     def _do_submit_job(self, job, run_times) -> None:  # noqa: ANN001
         def callback(future) -> None:  # noqa: ANN001
             exc = future.exception()
@@ -104,25 +121,5 @@ class LeaseExecutor(ThreadPoolExecutor):
             else:
                 self._run_job_success(job.id, future.result())
 
-        future = self._pool.submit(run_with_fire_time, job, job._jobstore_alias, run_times, self._logger.name)
+        future = self._pool.submit(run_fires, job, job._jobstore_alias, run_times, self._logger.name)
         future.add_done_callback(callback)
-
-
-def safe_background_scheduler(**options):  # noqa: ANN003, ANN201
-    """A BackgroundScheduler that processes jobs only while running.
-
-    APScheduler 3's main loop runs ``_process_jobs`` once more after ``shutdown()`` (the loop
-    re-checks its state only after waking): with the executors already shut down the submission
-    fails, yet the job's next run time is still advanced in the shared store, so the fire would
-    be lost for every scheduler. A paused scheduler (``sync``/``list``) must never process either.
-    """
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.base import STATE_RUNNING
-
-    class SafeBackgroundScheduler(BackgroundScheduler):
-        def _process_jobs(self):  # noqa: ANN202
-            if self.state != STATE_RUNNING:
-                return None
-            return super()._process_jobs()
-
-    return SafeBackgroundScheduler(**options)

@@ -150,11 +150,13 @@ def policy_trigger_jobs(
 def open_scheduler(url: str | None = None) -> Iterator[Any]:
     """A paused BackgroundScheduler on the shared store: to read and edit jobs, never to run them."""
 
-    from kernel_lifecycle.scheduler.store import SharedJobStore, safe_background_scheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from kernel_lifecycle.scheduler.store import SharedJobStore
 
     url = url or get_settings().db_url
     ensure_current(url)
-    scheduler = safe_background_scheduler(jobstores={"default": SharedJobStore(url)}, timezone="UTC")
+    scheduler = BackgroundScheduler(jobstores={"default": SharedJobStore(url)}, timezone="UTC")
     scheduler.start(paused=True)
     try:
         yield scheduler
@@ -181,16 +183,26 @@ class SyncReport:
     already_fired: list[str] = field(default_factory=list)
     kept_refused: list[str] = field(default_factory=list)  # jobs of refused kernels, left as they were
     refused: list[Refusal] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)  # retained skills past their sunset: act on them
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: getattr(self, k) for k in ("added", "replaced", "removed", "unchanged", "already_fired", "kept_refused")}
+        out: dict[str, Any] = {k: getattr(self, k) for k in ("added", "replaced", "removed", "unchanged", "already_fired", "kept_refused", "overdue")}
         out["refused"] = [{"kernel": r.kernel, "path": r.path, "problem": r.problem} for r in self.refused]
         return out
 
 
-def desired_jobs(*, second: str | None = None, misfire_grace: int = DEFAULT_MISFIRE_GRACE, url: str | None = None) -> tuple[dict[str, TriggerJob], list[Refusal]]:
-    """Every schedulable trigger of the active policies, and the snapshots that no longer validate."""
+def desired_jobs(
+    *, second: str | None = None, misfire_grace: int = DEFAULT_MISFIRE_GRACE, url: str | None = None, overdue: list[str] | None = None,
+) -> tuple[dict[str, TriggerJob], list[Refusal]]:
+    """Every schedulable trigger of the active policies, and the snapshots that no longer validate.
+
+    A snapshot is read without date rules (it was validated when applied): a sunset that has
+    passed since is appended to ``overdue`` as a state to act on, and the triggers keep running.
+    """
+    from datetime import datetime, timezone
+
     from kernel_lifecycle.policy.loader import parse_policy
+    from kernel_lifecycle.policy.schema import PolicyContext
 
     with session_scope(url) as session:
         snapshots = [(s.kernel, s.path, s.content, s.sha256) for s in repo.active_policy_snapshots(session)]
@@ -198,11 +210,13 @@ def desired_jobs(*, second: str | None = None, misfire_grace: int = DEFAULT_MISF
     refused: list[Refusal] = []
     for kernel, path, content, sha in snapshots:
         try:
-            policy = parse_policy(content, source=path)
+            policy = parse_policy(content, source=path, context=PolicyContext.stored())
         except PolicyError as exc:
             problem = " | ".join(line.strip() for line in str(exc).splitlines()[1:]) or str(exc)
             refused.append(Refusal(kernel, path, f"the applied policy (sha256 {sha[:12]}) no longer validates: {problem}"))
             continue
+        if overdue is not None:
+            overdue.extend(f"{kernel}: {line}" for line in policy.overdue_sunsets(datetime.now(timezone.utc).date()))
         for job in policy_trigger_jobs(policy, second=second, misfire_grace=misfire_grace):
             wanted[job.id] = job
     return wanted, refused
@@ -210,8 +224,9 @@ def desired_jobs(*, second: str | None = None, misfire_grace: int = DEFAULT_MISF
 
 def sync(*, url: str | None = None, second: str | None = None, misfire_grace: int = DEFAULT_MISFIRE_GRACE) -> SyncReport:
     """Make the job store match the active policies; see the module docstring."""
-    wanted, refused = desired_jobs(second=second, misfire_grace=misfire_grace, url=url)
-    report = SyncReport(refused=refused)
+    overdue: list[str] = []
+    wanted, refused = desired_jobs(second=second, misfire_grace=misfire_grace, url=url, overdue=overdue)
+    report = SyncReport(refused=refused, overdue=overdue)
     refused_kernels = {r.kernel for r in refused}
     with open_scheduler(url) as scheduler:
         existing = {job.id: job for job in scheduler.get_jobs()}

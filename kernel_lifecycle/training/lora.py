@@ -53,7 +53,7 @@ def attach_lora(
     *,
     adapter_name: str = "default",
     r: int = 8,
-    alpha: int = 16,
+    alpha: float = 16,
     dropout: float = 0.0,
     targets: list[str] | None = None,
     include_mlp: bool = True,

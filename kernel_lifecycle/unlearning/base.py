@@ -1,17 +1,25 @@
-"""What every unlearning method is, and the pieces the step-loop methods share."""
+"""What every unlearning method is, and the pieces the step-loop methods share.
+
+torch is imported where a method trains, not at import: the registry reads a method's options
+(its dataclass fields) to validate policies without loading torch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+from pydantic import ConfigDict
 
 from kernel_lifecycle.errors import JobError
-from kernel_lifecycle.training.data import Batch, Pair
-from kernel_lifecycle.training.loop import TrainResult, train
+
+if TYPE_CHECKING:
+    import torch
+
+    from kernel_lifecycle.training.data import Batch, Pair
+    from kernel_lifecycle.training.loop import TrainResult
 
 
 @contextmanager
@@ -21,6 +29,8 @@ def reference_model(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     No second copy of the weights is kept. Eval mode so that any dropout in the base does not
     make the reference noisy; the caller's train/eval mode is restored afterwards.
     """
+    import torch
+
     if not hasattr(model, "disable_adapter"):
         raise JobError(
             "this unlearning method needs a LoRA adapter on the model: its reference is the "
@@ -44,22 +54,24 @@ def require_retain(method: str, retain: Batch | None) -> Batch:
 @dataclass
 class StepMethod:
     """An unlearning method: by default one loss over a (forget, retain) pair, run by the
-    shared step loop; ``run`` is the one place a method with phases differs."""
+    shared step loop; ``run`` is the one place a method with phases differs. A subclass's
+    dataclass fields are its options (pydantic validates them: unknown names are refused)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     name: ClassVar[str]
-    needs_reference: ClassVar[bool] = False  # compares against the adapter-off model
     needs_retain: ClassVar[bool] = True  # uses the retain batch of each pair
 
-    def loss(
-        self, model: torch.nn.Module, forget: Batch, retain: Batch | None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def step_loss(self, model: torch.nn.Module, pair: Pair):
+    def step_loss(self, model: torch.nn.Module, pair: Pair):  # noqa: ANN201
         return self.loss(model, pair.forget, pair.retain)
 
     def run(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
         """Train the model's active adapter with this method (the job's single entry): the shared
         step loop over ``step_loss``, ``loop`` being ``training.loop.train``'s options. A method
         with phases overrides this."""
+        from kernel_lifecycle.training.loop import train
+
         return train(model, pairs, loss_fn=self.step_loss, **loop)

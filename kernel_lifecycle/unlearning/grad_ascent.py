@@ -8,12 +8,14 @@ the retain batch of each pair is ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from kernel_lifecycle.training.data import Batch
-from kernel_lifecycle.training.losses import nll
 from kernel_lifecycle.unlearning.base import StepMethod
+
+if TYPE_CHECKING:
+    import torch
+
+    from kernel_lifecycle.training.data import Batch
 
 
 @dataclass
@@ -21,6 +23,8 @@ class GradAscent(StepMethod):
     name = "grad_ascent"
     needs_retain = False
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None = None):
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None = None):  # noqa: ANN201
+        from kernel_lifecycle.training.losses import nll
+
         forget_nll = nll(model, forget)
         return -forget_nll, {"forget_nll": forget_nll.detach()}

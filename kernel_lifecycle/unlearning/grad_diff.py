@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-import torch
+from pydantic import Field
 
-from kernel_lifecycle.training.data import Batch
-from kernel_lifecycle.training.losses import nll
 from kernel_lifecycle.unlearning.base import StepMethod, require_retain
+
+if TYPE_CHECKING:
+    import torch
+
+    from kernel_lifecycle.training.data import Batch
 
 
 @dataclass
 class GradDiff(StepMethod):
     name = "grad_diff"
 
-    retain_weight: float = 1.0
+    retain_weight: Annotated[float, Field(ge=0.0)] = 1.0
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):  # noqa: ANN201
+        from kernel_lifecycle.training.losses import nll
+
         retain = require_retain(self.name, retain)
         forget_nll = nll(model, forget)
         retain_nll = nll(model, retain)

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import torch
+from pydantic import Field
 
 from kernel_lifecycle.errors import JobError
-from kernel_lifecycle.training.data import Pair
-from kernel_lifecycle.training.lora import active_adapter
-from kernel_lifecycle.training.loop import TrainResult, train
-from kernel_lifecycle.training.losses import ce_loss
 from kernel_lifecycle.unlearning.base import StepMethod
+
+if TYPE_CHECKING:
+    import torch
+
+    from kernel_lifecycle.training.data import Pair
+    from kernel_lifecycle.training.loop import TrainResult
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Negation(StepMethod):
     name: ClassVar[str] = "negation"
     needs_retain: ClassVar[bool] = False
 
-    negation_weight: float = 1.0
+    negation_weight: Annotated[float, Field(gt=0.0)] = 1.0
 
     def run(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
         """Train the skill vector for ``steps`` steps, then negate it.
@@ -38,6 +40,10 @@ class Negation(StepMethod):
         retired skill, so evaluating them as unlearning candidates would be meaningless.
         The active adapter afterwards is the negated one (see ``training.lora.active_adapter``).
         """
+        from kernel_lifecycle.training.lora import active_adapter
+        from kernel_lifecycle.training.loop import train
+        from kernel_lifecycle.training.losses import ce_loss
+
         if not hasattr(model, "add_weighted_adapter"):
             raise JobError("negation needs a LoRA adapter attached to the model (attach_lora)")
         skill = active_adapter(model)

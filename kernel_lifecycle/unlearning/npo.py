@@ -9,24 +9,30 @@ A retain NLL term keeps the skills the policy wants kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-import torch
-import torch.nn.functional as F
+from pydantic import Field
 
-from kernel_lifecycle.training.data import Batch
-from kernel_lifecycle.training.losses import nll, sequence_logprob
 from kernel_lifecycle.unlearning.base import StepMethod, reference_model, require_retain
+
+if TYPE_CHECKING:
+    import torch
+
+    from kernel_lifecycle.training.data import Batch
 
 
 @dataclass
 class NPO(StepMethod):
     name = "npo"
-    needs_reference = True
 
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    beta: Annotated[float, Field(gt=0.0)] = 0.1
+    retain_weight: Annotated[float, Field(ge=0.0)] = 1.0
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):  # noqa: ANN201
+        import torch.nn.functional as F
+
+        from kernel_lifecycle.training.losses import nll, sequence_logprob
+
         retain = require_retain(self.name, retain)
         # Reference first: it builds no graph, so peak memory stays that of one forward.
         with reference_model(model):

@@ -30,27 +30,27 @@ def test_reference_solutions_pass_their_arbiters(skills) -> None:
 
 def test_report_on_a_random_model(skills, tiny, tmp_path: Path) -> None:
     model, tokenizer = tiny
-    harness = HarnessConfig(max_new_tokens=8, split="dev")
-    training = [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")]
-    report = evaluate_kernel(
-        model, tokenizer, kernel="k", version="1", skills=skills, harness=harness,
-        thresholds={"py": ("retained", 0.5), "cob": ("retired", 0.05)}, training_texts=training,
-    )
+    harness = HarnessConfig(max_new_tokens=8, split="test")
+    training = {name: s.probes("train") for name, s in skills.items()}
+    report = evaluate_kernel(model, tokenizer, kernel="k", version="1", skills=skills, harness=harness, training_probes=training)
     report = BoundaryReport.from_json(report.to_json())  # survives its own JSON
     assert set(report.skills) == {"py", "cob", "sq"}
-    assert {c.name for c in report.checks} == {"truncation", "fresh_dev_agreement", "scorer_parity", "contamination"}
+    assert (report.selection_split, report.gate_split) == ("dev", "test")
+    assert {m.split for m in report.skills.values()} == {"test"} and {m.split for m in report.fresh.values()} == {"fresh"}
+    assert set(report.gaps) == {"py", "cob", "sq"} and report.gaps["py"].low <= report.gaps["py"].gap <= report.gaps["py"].high
+    assert {c.name for c in report.checks} == {"truncation", "generalization", "scorer_parity", "contamination"}
     py = report.skills["py"]
     assert py.value == 0.0 and py.ci_high > 0  # random: nothing passes, and that is a bound
     assert py.truncation_rate > 0.5  # 8 tokens are rarely enough to say eos
     trunc = report.check("truncation").numbers
     assert trunc["py.truncation_rate"] == py.truncation_rate and 0.0 <= trunc["py.truncation_rate_2x"] <= 1.0
-    assert {"py.base", "py.2x_budget"} <= trunc.keys()  # both numbers, not just the verdict
+    assert {"py.value", "py.value_2x", "py.p_value"} <= trunc.keys()  # the numbers, not just the verdict
     # a random model never says eos: twice the budget still truncates everything, and the
     # check says it cannot rule truncation out instead of passing silently
     assert trunc["py.truncation_rate_2x"] == 1.0
-    assert "still truncated at 2x budget" in report.check("truncation").detail
+    assert "still cut off at 2x" in report.check("truncation").detail and not report.check("truncation").passed
     assert report.check("scorer_parity").passed
-    # train == dev here on purpose: every probe is contaminated
+    # train == fresh here on purpose: every fresh probe is contaminated
     assert not report.check("contamination").passed
     assert report.harness.scorers.keys() == {"python_tests", "cobol_compile", "sql_exec"}
     assert report.harness_hash == report.harness.config_hash()

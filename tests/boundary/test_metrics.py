@@ -56,6 +56,26 @@ def test_clopper_pearson_contains_the_estimate_and_is_exact() -> None:
     assert clopper_pearson(10, 10)[1] == 1.0
 
 
+def test_clopper_pearson_equals_the_beta_quantiles_on_a_grid() -> None:
+    """The textbook definition, checked on every k of several n at two confidences.
+
+    Two-sided: the (tail, 1 - tail) quantiles of Beta(k, n-k+1) and Beta(k+1, n-k). At 0/n and
+    n/n one end is pinned, so the other is the one-sided exact bound, in closed form.
+    """
+    from scipy.stats import beta
+
+    for confidence in (0.95, 0.9):
+        tail = (1 - confidence) / 2
+        for n in (1, 2, 3, 7, 10, 20, 33, 100):
+            assert clopper_pearson(0, n, confidence) == pytest.approx((0.0, 1 - (1 - confidence) ** (1 / n)), rel=1e-9)
+            assert clopper_pearson(n, n, confidence) == pytest.approx(((1 - confidence) ** (1 / n), 1.0), rel=1e-9)
+            for k in range(1, n):
+                expected = (beta.ppf(tail, k, n - k + 1), beta.ppf(1 - tail, k + 1, n - k))
+                assert clopper_pearson(k, n, confidence) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert zero_upper_bound(37) == clopper_pearson(0, 37)[1]
+    assert clopper_pearson(0, 0) == (0.0, 1.0)
+
+
 def test_bootstrap_is_clustered_and_seeded() -> None:
     scores = [1.0] * 30 + [0.0] * 10
     assert bootstrap_interval(scores, seed=3) == bootstrap_interval(scores, seed=3)

@@ -1,4 +1,5 @@
-"""The demo skills: reproducible from the seed, disjoint splits, canonical solutions pass their real scorers."""
+"""The demo skills: reproducible from the seed, disjoint splits, held-out fresh families, canonical
+solutions pass their real scorers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from kernel_lifecycle.boundary.scorers import get_scorer
 from kernel_lifecycle.boundary.scorers.base import Sample
-from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, SPLITS, demo_skills
+from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, PRETRAIN_FILE, SPLITS, Probe, demo_skills
 from kernel_lifecycle.demo.generate_skills import SIZES, generate
 
 SKILLS = {"python": "python_tests", "cobol": "cobol_compile", "sql": "sql_exec"}
@@ -38,17 +39,52 @@ def test_three_skills_with_their_scorers_and_sizes() -> None:
             assert len(skill.probes(split)) == SIZES[split]
 
 
-def test_dev_and_fresh_prompts_never_appear_in_train_nor_in_each_other() -> None:
+def _pretrain(name: str) -> list[Probe]:
+    lines = (DEMO_SKILLS_DIR / name / PRETRAIN_FILE).read_text(encoding="utf-8").splitlines()
+    return [Probe.model_validate_json(line) for line in lines]
+
+
+def test_no_prompt_or_solution_appears_in_two_splits_nor_in_the_pretraining_extra() -> None:
     for skill in demo_skills(DEMO_SKILLS_DIR).values():
-        prompts = {split: [p.prompt for p in skill.probes(split)] for split in SPLITS}
-        for split in SPLITS:
-            assert len(set(prompts[split])) == len(prompts[split]), (skill.name, split)
-        assert not set(prompts["train"]) & set(prompts["dev"])
-        assert not set(prompts["train"]) & set(prompts["fresh"])
-        assert not set(prompts["dev"]) & set(prompts["fresh"])
-        # solutions too: a held-out constant/name combination has a solution never trained on
-        train_solutions = {p.canonical_solution for p in skill.probes("train")}
-        assert sum(p.canonical_solution in train_solutions for p in skill.probes("fresh")) < len(prompts["fresh"]) / 2
+        groups = {split: skill.probes(split) for split in SPLITS} | {"pretrain": _pretrain(skill.name)}
+        seen: dict[str, str] = {}
+        for group, probes in groups.items():
+            for p in probes:
+                assert p.prompt not in seen, (skill.name, group, seen.get(p.prompt), p.prompt)
+                seen[p.prompt] = group
+        # solutions too, outside the training families' few constant-free queries
+        fresh_solutions = {p.canonical_solution for p in groups["fresh"]}
+        others = {p.canonical_solution for g, probes in groups.items() if g != "fresh" for p in probes}
+        assert not fresh_solutions & others, skill.name
+
+
+def test_every_probe_names_its_family_and_fresh_families_are_held_out() -> None:
+    for skill in demo_skills(DEMO_SKILLS_DIR).values():
+        families = {split: {p.family for p in skill.probes(split)} for split in SPLITS}
+        assert all(families[split] and "" not in families[split] for split in SPLITS), skill.name
+        for split in ("dev", "test", "relearn"):
+            assert families[split] <= families["train"], (skill.name, split)
+        assert len(families["fresh"]) >= 5, skill.name  # several held-out shapes, not one
+        in_family = families["train"] | families["dev"] | families["test"] | families["relearn"]
+        assert not families["fresh"] & in_family, skill.name
+        assert {p.family for p in _pretrain(skill.name)} == families["fresh"]  # the base may know them
+
+
+def test_fresh_is_no_shape_of_any_other_split_while_in_family_splits_are() -> None:
+    from kernel_lifecycle.boundary.overlap import language_of, near_duplicates
+
+    for skill in demo_skills(DEMO_SKILLS_DIR).values():
+        language = language_of(skill.scorer)
+        fresh = [(p.task_id, p.prompt + p.canonical_solution) for p in skill.probes("fresh")]
+        for split in ("train", "dev", "test", "relearn"):
+            other = [(p.task_id, p.prompt + p.canonical_solution) for p in skill.probes(split)]
+            assert near_duplicates(other, fresh, language) == {}, (skill.name, split)
+            if split != "train":
+                assert len(near_duplicates(skill_texts(skill, "train"), other, language)) == len(other)
+
+
+def skill_texts(skill, split: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(p.task_id, p.prompt + p.canonical_solution) for p in skill.probes(split)]
 
 
 @pytest.mark.parametrize("name", sorted(SKILLS))
@@ -70,7 +106,7 @@ def _break(name: str, completion: str) -> str:
         return "    return None\n"
     if name == "cobol":
         return completion.replace("PROCEDURE DIVISION.", "PROCEDURE DIVISON.")
-    return completion.replace("SELECT", "SELECT 1,", 1)
+    return "SELECT 1 UNION ALL " + completion  # one row too many, even where the answer is no rows
 
 
 def test_the_shipped_data_passes_the_contamination_check() -> None:
@@ -79,17 +115,19 @@ def test_the_shipped_data_passes_the_contamination_check() -> None:
     skills = demo_skills(DEMO_SKILLS_DIR)
     result = contamination_check(
         [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")],
-        {n: [p.prompt + p.canonical_solution for split in ("dev", "fresh") for p in s.probes(split)]
-         for n, s in skills.items()},
+        {n: [p.prompt + p.canonical_solution for p in s.probes("fresh")] for n, s in skills.items()},
+        languages={n: s.scorer for n, s in skills.items()},
     )
     assert result.passed, result.detail
+    assert all(v == 0.0 for v in result.numbers.values()), result.numbers
 
 
-def test_train_shows_every_cobol_word_that_dev_and_fresh_ask_for() -> None:
-    # held-out *combinations*, not held-out vocabulary: a word train never showed is not a skill test
+def test_train_shows_every_cobol_word_that_in_family_splits_ask_for() -> None:
+    # in-family splits hold new *combinations*, not new vocabulary: a word train never showed
+    # is not a skill test (fresh may need the base's pretraining: that is its question)
     import re
 
     cobol = demo_skills(DEMO_SKILLS_DIR)["cobol"]
     words = {split: {w for p in cobol.probes(split) for w in re.findall(r'"([A-Z]+)"', p.canonical_solution)}
              for split in SPLITS}
-    assert words["dev"] | words["fresh"] <= words["train"]
+    assert words["dev"] | words["test"] | words["relearn"] <= words["train"]

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import dispose_engines, session_scope
 from kernel_lifecycle.registry import client as registry
@@ -38,7 +39,7 @@ triggers:
   - {name: manual-downskill, kind: manual, plan: downskill}
 gate:
   min_probes: 1
-  harness: {max_new_tokens: 12, split: dev}
+  harness: {max_new_tokens: 12, split: test}
 approvals: {approvers: [alice], required: 1}
 """
 
@@ -70,7 +71,7 @@ def tiny_kernel(kl_home, monkeypatch, tmp_path, migrated_db):
     )
     v1 = distill.run(spec, actor="test", progress=False).version
     with session_scope() as session:
-        registry.move_alias(session, name="tiny", alias="champion", version=v1, actor="alice", reason="setup")
+        aliases.move_alias(session, name="tiny", alias="champion", version=v1, actor="alice", reason="setup")
     dispose_engines()
     env = {**os.environ, "KL_HOME": str(kl_home), "KL_DATABASE_URL": get_settings().db_url, "KL_SKILLS_DIR": str(tmp_path / "skills")}
     return env

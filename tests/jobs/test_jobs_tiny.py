@@ -11,8 +11,8 @@ from kernel_lifecycle.boundary.report import HarnessConfig
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.errors import BundleError, JobError, NotFoundError
-from kernel_lifecycle.jobs import distill, downskill, upskill
-from kernel_lifecycle.jobs.common import Thresholds
+from kernel_lifecycle.jobs import run_job
+from kernel_lifecycle.jobs.config import DistillConfig, DownskillConfig, Thresholds, UpskillConfig
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.settings import get_settings
@@ -32,11 +32,11 @@ def world(kl_home, monkeypatch, tmp_path, db_url):
 
 
 def _distill(world) -> str:
-    spec = distill.DistillSpec(
+    spec = DistillConfig(
         kernel="tiny", skills=["py", "cob"], teacher=str(world["teacher"]), steps=4, batch_size=4,
         eval_every=2, eval_problems=2, harness=HARNESS, report_skills=["py", "cob", "sq"],
     )
-    return distill.run(spec, actor="test", progress=False).version
+    return run_job(spec, actor="test").version
 
 
 def test_lifecycle_on_tiny_assets(world) -> None:
@@ -50,20 +50,24 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     assert [m.step for m in history] == [2, 4]
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"py/train", "cob/train"}
 
-    v2 = upskill.run(
-        upskill.UpskillSpec(kernel="tiny", skill="sq", replay=["py"], steps=4, batch_size=4, eval_every=2,
-                            eval_problems=2, harness=HARNESS, from_ref="tiny@1", report_skills=["py", "cob", "sq"]),
-        actor="test", progress=False,
-    ).version
+    upskill = UpskillConfig(kernel="tiny", skill="sq", replay=["py"], steps=4, batch_size=4, eval_every=2, rank=4, alpha=5,
+                            eval_problems=2, harness=HARNESS, from_ref="tiny@1", report_skills=["py", "cob", "sq"])
+    # the config crosses a process boundary as JSON (the Ray executor, job params)
+    v2 = run_job(upskill.model_dump_json(), actor="test").version
     kv2 = registry.get_version("tiny", v2)
     assert kv2.parent_version == "1" and ":upskill:sq:" in kv2.tags["kernel.adapters"]
+    import json
 
-    spec = downskill.DownskillSpec(
+    (adapter,) = (registry.fetch_bundle(kv2) / "adapters").iterdir()
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (4, 5)  # the config's alpha, not 2 x rank
+
+    spec = DownskillConfig(
         kernel="tiny", skill="cob", retain=["py", "sq"], method="npo", steps=4, batch_size=4, eval_every=2,
         eval_problems=4, relearn_steps=2, harness=HARNESS, from_ref="tiny@2", report_skills=["py", "cob", "sq"],
         thresholds=Thresholds(ceilings={"cob": 0.9}, tolerance={"py": 0.5, "sq": 0.5}),
     )
-    v3 = downskill.run(spec, actor="test", progress=False).version
+    v3 = run_job(spec, actor="test").version
     kv3 = registry.get_version("tiny", v3)
     assert kv3.tags["kernel.skills.retired"] == "cob"
     assert kv3.tags["kernel.adapters"].count(">") == 1  # upskill > downskill, in order
@@ -85,14 +89,14 @@ def test_lifecycle_on_tiny_assets(world) -> None:
 
 def test_bad_input_fails_before_training(world, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not found: no such directory"):
-        distill.run(distill.DistillSpec(kernel="x", skills=["py"], teacher=str(tmp_path / "missing")), actor="t", progress=False)
+        run_job(DistillConfig(kernel="x", skills=["py"], teacher=str(tmp_path / "missing")), actor="t")
     with pytest.raises(NotFoundError, match="unknown unlearning method 'forgetful'"):
-        downskill.validate(downskill.DownskillSpec(kernel="x", skill="cob", retain=["py"], method="forgetful"))
+        DownskillConfig(kernel="x", skill="cob", retain=["py"], method="forgetful")
     with pytest.raises(NotFoundError, match="unknown skill 'klingon'"):
-        upskill.validate(upskill.UpskillSpec(kernel="x", skill="klingon", replay=[]))
+        run_job(UpskillConfig(kernel="x", skill="klingon", replay=[]), actor="t")
     (Path(get_settings().skills_dir) / "sq" / "train.jsonl").write_text("")
     with pytest.raises(JobError, match="empty train split"):
-        upskill.validate(upskill.UpskillSpec(kernel="x", skill="sq", replay=["py"]))
+        run_job(UpskillConfig(kernel="x", skill="sq", replay=["py"]), actor="t")
     with session_scope() as session:
         assert repo.list_jobs(session) == []
     assert not registry.kernel_exists("x")
@@ -100,13 +104,13 @@ def test_bad_input_fails_before_training(world, tmp_path: Path) -> None:
 
 def test_boundary_not_reached_registers_nothing(world) -> None:
     _distill(world)
-    spec = downskill.DownskillSpec(
+    spec = DownskillConfig(
         kernel="tiny", skill="cob", retain=["py"], steps=2, batch_size=4, eval_every=1, eval_problems=2,
         harness=HARNESS, thresholds=Thresholds(ceilings={"cob": 0.0}),  # 0/2 has upper bound 0.78 > 0
         from_ref="tiny@1",
     )
     with pytest.raises(JobError, match="no checkpoint reached the boundary"):
-        downskill.run(spec, actor="test", progress=False)
+        run_job(spec, actor="test")
     assert [v.version for v in registry.list_versions("tiny")] == ["1"]
     with session_scope() as session:
         failed = [j for j in repo.list_jobs(session, kernel="tiny") if j.kind == "downskill"]

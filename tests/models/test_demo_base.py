@@ -37,6 +37,10 @@ def test_build_cache_hit_deterministic_rebuild_and_load(home: Path) -> None:
     assert info["steps"] == 3 and set(info["metrics"]) == {"python", "cobol", "sql"}  # steps over all LR phases
     assert info["eval"]["python"]["n"] == 1 and info["eval"]["max_new_tokens"] == 160
     assert info["metrics"] == first.metrics and all(0.0 <= v <= 1.0 for v in first.metrics.values())
+    # every measured split, the held-out families' fresh among them; the base also saw their pretraining extra
+    assert set(first.by_split) == {"dev", "test", "fresh", "relearn"} and first.by_split["dev"] == first.metrics
+    assert all(info["eval_by_split"][split]["python"]["n"] == 1 for split in first.by_split)
+    assert info["pretrain_probes"]["python"] > 600  # train split plus pretrain.jsonl
 
     second = build_demo_base(config=TINY, eval_limit=1, progress=False)
     assert second.cached and second.path == first.path and second.sha256 == first.sha256

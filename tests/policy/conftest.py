@@ -36,7 +36,8 @@ plans:
   downskill:
     skill: cobol
     method: npo
-    hyperparameters: {steps: 30, lr: 2.0e-3, beta: 0.1, retain_weight: 1.0, eval_every: 10, rank: 4}
+    hyperparameters: {steps: 30, lr: 2.0e-3, eval_every: 10, rank: 4}
+    options: {beta: 0.1, retain_weight: 1.0}
     retain: [python]
 triggers:
   - kind: manual
@@ -53,8 +54,8 @@ gate:
   tolerance: 0.05
   alpha: 0.05
   min_probes: 30
-  required_checks: [truncation, fresh_dev_agreement, scorer_parity, contamination]
-  harness: {max_new_tokens: 160, n_samples: 1, k: 1, split: dev}
+  required_checks: [truncation, generalization, scorer_parity, contamination, relearning]
+  harness: {max_new_tokens: 160, n_samples: 1, k: 1, split: test}
 approvals:
   approvers: [alice, bob]
   required: 1

@@ -53,13 +53,12 @@ def test_example_policy_validates_against_the_demo_skills():
     """The shipped example against the real demo skills and scorers (not injected ones)."""
     from kernel_lifecycle.boundary.skills import demo_skills
 
-    if not demo_skills():
-        pytest.skip("the bundled demo skills (kernel_lifecycle/demo/skills) are not there yet")
+    assert {"python", "sql", "cobol"} <= set(demo_skills())  # bundled in kernel_lifecycle/demo/skills
     loaded = load_policy(EXAMPLE, context=PolicyContext.default(today=TODAY))
     assert loaded.policy.kernel == "python-kernel"
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
     assert loaded.policy.retired("cobol").sunset > TODAY
-    assert set(loaded.policy.gate.required_checks) == {"truncation", "fresh_dev_agreement", "scorer_parity", "contamination"}
+    assert set(loaded.policy.gate.required_checks) == {"truncation", "generalization", "scorer_parity", "contamination", "relearning"}
 
 
 def test_yaml_syntax_error_has_line_and_column(ctx):
@@ -170,10 +169,18 @@ def test_downskill_method_by_name_only(ctx):
 def test_method_options_must_fit_the_method(ctx):
     text = VALID.replace("method: npo", "method: grad_ascent")
     _policy, issues = check_policy(text, context=ctx)
-    assert {i.field for i in issues} == {
-        "plans.downskill.hyperparameters.beta",
-        "plans.downskill.hyperparameters.retain_weight",
-    }
+    assert {i.field for i in issues} == {"plans.downskill.options.beta", "plans.downskill.options.retain_weight"}
+    assert all("its options: none" in i.message for i in issues)
+
+
+def test_options_written_under_hyperparameters_are_still_read(ctx):
+    """Policies from before ``options`` existed (and their stored snapshots) keep working."""
+    text = VALID.replace(
+        "    hyperparameters: {steps: 30, lr: 2.0e-3, eval_every: 10, rank: 4}\n    options: {beta: 0.1, retain_weight: 1.0}\n",
+        "    hyperparameters: {steps: 30, lr: 2.0e-3, beta: 0.3, retain_weight: 1.0, eval_every: 10, rank: 4}\n",
+    )
+    assert text != VALID
+    assert parse_policy(text, context=ctx).plans.downskill.method_options() == {"beta": 0.3, "retain_weight": 1.0}
 
 
 def test_training_on_the_dev_split_is_refused(ctx):
@@ -200,6 +207,24 @@ def test_duplicate_keys_are_refused(ctx):
     text = VALID.replace("kernel: tiny-kernel\n", "kernel: tiny-kernel\nkernel: other\n")
     issue = only_issue(text, ctx)
     assert (issue.line, issue.field) == (2, "kernel") and "first on line 1" in issue.message
+    # a nested repeat in flow style too, each at its line and path, with the file's other issues
+    text = text.replace("{steps: 40,", "{steps: 40, steps: 41,").replace("floor: 0.3", "floor: 3")
+    _policy, issues = check_policy(text, context=ctx)
+    steps = line_of(text, "steps: 41")
+    assert [(i.line, i.field) for i in issues] == [
+        (2, "kernel"),
+        (line_of(text, "floor: 3"), "skills.retained[0].floor"),
+        (steps, "plans.upskill.hyperparameters.steps"),
+    ]
+    assert issues[2].column == text.splitlines()[steps - 1].index("steps: 41") + 1
+    assert f"first on line {steps}" in issues[2].message
+
+
+def test_yaml_1_2_scalars(ctx):
+    """ruamel.yaml reads YAML 1.2: ``on`` is a key like any other and 036 is thirty-six."""
+    issue = only_issue(VALID + "on: 1\n", ctx)
+    assert (issue.field, issue.line) == ("on", line_of(VALID + "on: 1\n", "on: 1"))
+    assert parse_policy(VALID.replace("min_probes: 30", "min_probes: 036"), context=ctx).gate.min_probes == 36
 
 
 def test_every_error_is_reported_at_once(ctx):
@@ -232,9 +257,9 @@ def test_parse_policy_raises_a_policy_error_with_every_issue(ctx):
 
 
 def test_model_validate_alone_still_enforces_cross_field_rules(ctx):
-    import yaml
+    from ruamel.yaml import YAML
 
-    data = yaml.safe_load(VALID.replace("skill: sql", "skill: cobol", 1))
+    data = YAML(typ="safe").load(VALID.replace("skill: sql", "skill: cobol", 1))
     with pytest.raises(ValidationError, match=r"plans\.upskill\.skill: skill 'cobol' is not in skills\.retained"):
         Policy.model_validate(data, context={"policy": ctx})
 
@@ -267,10 +292,11 @@ def test_validate_files_reports_each_file_and_kernel_clashes(write, ctx):
     assert "already has a policy in" in issues[0].message and issues[0].line == 1
 
 
-def test_only_safe_yaml(ctx):
-    text = VALID.replace("description: a test policy", "description: !!python/object/apply:os.system ['true']")
+@pytest.mark.parametrize("tagged", ["!!python/object/apply:os.system ['true']", "!local text"])
+def test_only_safe_yaml(ctx, tagged):
+    text = VALID.replace("description: a test policy", f"description: {tagged}")
     issue = only_issue(text, ctx)
-    assert issue.line == line_of(text, "!!python") and "unsupported YAML tag" in issue.message
+    assert issue.line == line_of(text, tagged) and "unsupported YAML tag" in issue.message
 
 
 def test_not_utf8(ctx):

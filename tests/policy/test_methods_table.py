@@ -1,20 +1,44 @@
-"""The schema's table of unlearning options matches the methods the unlearning package registers."""
+"""Method options live in one place, the method's own dataclass; policies and job configs are
+checked against it without importing torch."""
 
 from __future__ import annotations
 
-import dataclasses
+import subprocess
+import sys
 
-from kernel_lifecycle.policy.schema import METHOD_OPTIONS, METHODS_NEEDING_RETAIN, UnlearningHyperparameters
+import pytest
+
+from kernel_lifecycle.unlearning import METHODS, option_names, option_problems
 
 
-def test_method_table_matches_the_registry():
-    from kernel_lifecycle.unlearning import METHODS, get_method
+def test_options_are_the_method_dataclass_fields():
+    assert option_names("npo") == ("beta", "retain_weight")
+    assert option_names("grad_diff") == ("retain_weight",)
+    assert option_names("grad_ascent") == ()
+    assert option_names("negation") == ("negation_weight",)
+    assert set(METHODS) == {"npo", "grad_diff", "grad_ascent", "negation"}
 
-    assert set(METHOD_OPTIONS) == set(METHODS)
-    for name in METHODS:
-        method = get_method(name)
-        options = {f.name for f in dataclasses.fields(method)}
-        assert METHOD_OPTIONS[name] == options, name
-        assert (name in METHODS_NEEDING_RETAIN) == bool(type(method).needs_retain), name
-        # every option has a field in the policy's hyperparameters
-        assert options <= set(UnlearningHyperparameters.model_fields), name
+
+@pytest.mark.parametrize(
+    ("method", "options", "problem"),
+    [
+        ("npo", {"beta": 0}, "greater than 0"),
+        ("npo", {"beta": "high"}, "valid number"),
+        ("grad_diff", {"beta": 0.1}, "beta is not an option of method 'grad_diff' (its options: retain_weight)"),
+        ("negation", {"negation_weight": -1}, "greater than 0"),
+    ],
+)
+def test_bad_options_are_named(method, options, problem):
+    assert any(problem in message for _, message in option_problems(method, options))
+
+
+def test_checking_a_policy_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from kernel_lifecycle.unlearning import option_problems, method_class\n"
+        "assert option_problems('npo', {'beta': 0.2}) == []\n"
+        "assert method_class('npo').needs_retain and not method_class('negation').needs_retain\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

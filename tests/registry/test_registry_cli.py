@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.registry import client as registry
@@ -61,7 +62,7 @@ def test_three_versions_lineage_and_rollback(cli, migrated_db: str, assets: dict
 
     with session_scope() as session:
         for version in ("1", "3"):
-            registry.move_alias(
+            aliases.move_alias(
                 session, name="demo-kernel", alias="champion", version=version, actor="ci", reason="promote"
             )
     code, out, err = cli(
@@ -160,3 +161,23 @@ def test_fetch_bundle_round_trip(migrated_db: str, assets: dict[str, Path]) -> N
     kv = registry.register_version(assets["v2"].parent.parent / "v1" / "bundle")
     local = registry.fetch_bundle(kv)
     assert (local / "manifest.json").read_text() == (assets["v1"] / "manifest.json").read_text()
+
+
+def test_a_corrupted_cached_bundle_is_fetched_again(migrated_db: str, assets: dict[str, Path]) -> None:
+    """A cached download that fails verification heals by itself; only a bad store copy refuses."""
+    from kernel_lifecycle.errors import BundleError
+    from kernel_lifecycle.registry.tracking import client as mlflow_client
+
+    kv = registry.register_version(assets["v1"])
+    local = registry.fetch_bundle(kv)
+    weights = local / "adapters" / "adapter0" / "adapter_model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-7] + b"garbage")  # e.g. a download cut while the store was bad
+    assert registry.fetch_bundle(kv) == local and weights.read_bytes() == good
+
+    # the store's own copy is damaged too: refused, naming the file and what to do
+    artifact_root = Path(mlflow_client().get_run(kv.run_id).info.artifact_uri.removeprefix("file://"))
+    (artifact_root / "bundle" / "adapters" / "adapter0" / "adapter_model.safetensors").write_bytes(b"not the weights")
+    weights.write_bytes(b"also not the weights")
+    with pytest.raises(BundleError, match=r"fails verification after a fresh download: .*adapter_model.safetensors.*roll back"):
+        registry.fetch_bundle(kv)

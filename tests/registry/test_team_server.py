@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.settings import get_settings
 from tests.factories import make_bundle, make_tiny_base
@@ -94,7 +95,7 @@ def test_cli_through_the_team_server(cli, postgres_url, kl_home, monkeypatch, ml
     from kernel_lifecycle.registry import client as registry
 
     with session_scope() as session:
-        registry.move_alias(session, name="demo-kernel", alias="champion", version="3", actor="ops", reason="release")
+        aliases.move_alias(session, name="demo-kernel", alias="champion", version="3", actor="ops", reason="release")
     code, out, err = cli("kernels", "rollback", "demo-kernel", "--to", "1", "--reason", "incident 42", "--actor", "bob", "--json")
     assert code == 0, err
     # MLflow (through the server) and the lifecycle DB agree on the champion

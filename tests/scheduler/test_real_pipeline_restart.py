@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kernel_lifecycle import aliases
 from kernel_lifecycle.db.engine import session_scope, upgrade
 from kernel_lifecycle.db.models import AliasState, Job, SchedulerLease
 from kernel_lifecycle.scheduler import leases
@@ -90,7 +91,7 @@ def test_kill_9_during_a_real_downskill(postgres_url: str, kl_home: Path, monkey
         progress=False,
     ).version
     with session_scope(url) as session:
-        registry.move_alias(session, name="tiny", alias="champion", version=v1, actor="test", reason="setup")
+        aliases.move_alias(session, name="tiny", alias="champion", version=v1, actor="test", reason="setup")
     (tmp_path / "tiny.yaml").write_text(POLICY)
     assert cli("policies", "apply", str(tmp_path / "tiny.yaml"))[0] == 0
     code, _, err = cli("scheduler", "sync", "--test-second", "*/5")

@@ -84,6 +84,20 @@ def test_run_loop_write_back_never_rewinds_overwrites_or_crashes(migrated_db: st
         assert scheduler.get_jobs() == []
 
 
+def test_shutting_down_leaves_due_fires_to_the_next_scheduler(migrated_db: str, apply_policy) -> None:  # noqa: ANN001
+    """APScheduler 3's loop runs once more after ``shutdown()``, with the executors already
+    stopped: a closed store hands out nothing, so a due fire is not advanced past (lost)."""
+    apply_policy("k1", '- {name: n, kind: cron, cron: "0 3 * * *", plan: downskill}')
+    sync()
+    due = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    with open_scheduler() as scheduler:  # paused, then shut down, as `sync` and `list` do
+        job, store = _store_job(scheduler, "k1:n:downskill")
+        job._modify(next_run_time=due)
+        store.replace_job(job)
+    with open_scheduler() as scheduler:
+        assert scheduler.get_job("k1:n:downskill").next_run_time == due
+
+
 def test_alembic_leaves_apscheduler_jobs_alone(db_url: str, apply_policy) -> None:  # noqa: ANN001
     from alembic import command
 
