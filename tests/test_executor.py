@@ -213,7 +213,7 @@ def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray-instance")
-def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_world, cli) -> None:
+def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_world, cli, monkeypatch) -> None:
     from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.registry.tracking import client as mlflow_client
 
@@ -239,9 +239,16 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
     assert mlflow_client().get_run(job.mlflow_run_id).info.status == "FAILED"
     assert [v.version for v in registry.list_versions("tiny")] == before  # nothing registered
 
-    # the retry (the scheduler's, under the same lease) is a new job, and it runs
-    again = executor.submit(RUN_JOB, _upskill_payload(2), actor="test", executor="ray").result()
-    assert registry.get_version("tiny", again["version"]).tags["kernel.parent_version"] == "1"
+    # the retry (the scheduler's, under the same lease) is a new job, and it runs; through the
+    # entry the CLI and the scheduler's pipeline call, which reads KL_EXECUTOR
+    from kernel_lifecycle.jobs.config import parse_config
+    from kernel_lifecycle.jobs.payloads import submit_job
+
+    monkeypatch.setenv("KL_EXECUTOR", "ray")
+    get_settings.cache_clear()
+    again = submit_job(parse_config(_upskill_payload(2)), actor="test", progress=True, resources={"num_cpus": 1})
+    assert again.parent_version == "1" and again.version not in before
+    assert _job_json(cli, again.tags["kernel.job_id"])["executor"] == "ray"
 
 
 def test_plan_resources_are_what_a_job_declares() -> None:
@@ -287,11 +294,11 @@ def ray_head(tmp_path):
         deadline = time.monotonic() + 300
         while True:
             assert head.poll() is None, "ray start --head exited"
-            try:
-                JobSubmissionClient(f"http://127.0.0.1:{dashboard}").list_jobs()
+            try:  # ready when a job is accepted: the dashboard is up and the node's job agent too
+                JobSubmissionClient(f"http://127.0.0.1:{dashboard}").submit_job(entrypoint="true")
                 break
-            except Exception:  # noqa: BLE001 - not up yet
-                assert time.monotonic() < deadline, "the Ray head's dashboard did not come up in 300 s"
+            except Exception:  # noqa: BLE001 - not up yet ("No available agent to submit job")
+                assert time.monotonic() < deadline, "the Ray head did not accept a job in 300 s"
                 time.sleep(1)
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
     finally:
