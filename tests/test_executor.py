@@ -277,13 +277,15 @@ def ray_head(tmp_path):
 
     from kernel_lifecycle.cli.ui import free_port
 
-    port, dashboard = free_port(), free_port()
+    # every port its own: another Ray on this machine (this module's, another test run's) holds the defaults
+    port, dashboard, agent, agent_grpc, metrics = (free_port() for _ in range(5))
     temp_dir = tempfile.mkdtemp(prefix="klray-", dir="/tmp")
     ray_cli = Path(sys.executable).with_name("ray")
     head = subprocess.Popen(
         [str(ray_cli), "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
          "--include-dashboard=true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-         "--num-cpus", "1", "--temp-dir", temp_dir, "--disable-usage-stats"],
+         "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
+         "--metrics-export-port", str(metrics), "--num-cpus", "1", "--temp-dir", temp_dir, "--disable-usage-stats"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         # a job's entrypoint runs `python`: this environment's, as a cluster image's would be
         # no token on a loopback-only test cluster (a team's cluster keeps Ray's token auth: RAY_AUTH_TOKEN)
