@@ -30,11 +30,12 @@ def run_plan(
     active = active_policy(kernel)
     if plan == "evaluate":
         return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
-    from kernel_lifecycle.jobs import run_job
     from kernel_lifecycle.jobs.config import from_policy
+    from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
 
     config = from_policy(plan, active.policy, active.sha256, **overrides)
-    kv = run_job(config, actor=actor, trigger_id=trigger_id, progress=progress)
+    kv = submit_job(config, actor=actor, trigger_id=trigger_id, progress=progress,
+                    resources=plan_resources(active.policy, plan))  # KL_EXECUTOR: here or on Ray
     gate = run_gate(kernel, kv.version)
     result = {"kernel": kernel, "plan": plan, "version": kv.version, "gate": gate["status"], "promoted": False}
     if gate["status"] == "passed" and active.policy.approvals.auto_promote:

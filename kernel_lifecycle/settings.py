@@ -10,8 +10,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# settings that take one of a few words
+CHOICES = {"sandbox": ("bwrap", "none"), "executor": ("local", "ray")}
 
 
 class Settings(BaseSettings):
@@ -35,12 +39,18 @@ class Settings(BaseSettings):
     # (seconds; 0 turns the interval check off)
     guard_secret: SecretStr | None = None
     guard_interval: float = Field(default=60.0, ge=0.0)
+    # where jobs and scoring batches run: "local" (in this process, no Ray needed) or "ray"
+    executor: str = "local"
+    # the Ray cluster of executor "ray" (ray.init's address: "host:6379", "ray://host:10001",
+    # "auto"); unset: a local Ray instance that lives as long as the command
+    ray_address: str | None = None
 
-    @field_validator("sandbox")
+    @field_validator("sandbox", "executor")
     @classmethod
-    def _known_sandbox(cls, value: str) -> str:
-        if value not in {"bwrap", "none"}:
-            raise ValueError("KL_SANDBOX must be 'bwrap' or 'none'")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        allowed = CHOICES[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"KL_{info.field_name.upper()} must be " + " or ".join(repr(a) for a in allowed))
         return value
 
     @property

@@ -18,12 +18,19 @@ from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, Prob
 from kernel_lifecycle.boundary.skills import Probe, Skill
 
 
-@lru_cache(maxsize=None)
 def scorer(name: str):  # noqa: ANN201
-    """One scorer instance per name and process (its positive control runs once)."""
-    from kernel_lifecycle.boundary.scorers import get_scorer
+    """One scorer instance per name, executor and process (its positive control runs once);
+    under ``KL_EXECUTOR=ray`` it scores in batches across Ray workers."""
+    from kernel_lifecycle.settings import get_settings
 
-    return get_scorer(name)
+    return _scorer(name, get_settings().executor)
+
+
+@lru_cache(maxsize=None)
+def _scorer(name: str, executor: str):  # noqa: ANN202
+    from kernel_lifecycle.boundary.scorers.fanout import scorer_for
+
+    return scorer_for(name, executor)
 
 
 def _samples(probes: list[Probe], generations: list[list[Generation]]):  # noqa: ANN202

@@ -23,13 +23,17 @@ def score(
     samples_file: Path = typer.Argument(..., help="JSONL samples: task_id, prompt, completion, test, entry_point."),
     scorer: str = typer.Option(..., "--scorer", help="python_tests, cobol_compile or sql_exec."),
     out: Path = typer.Option(None, "--out", help="Write verdict lines here instead of stdout."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Programs run at the same time."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Programs run at the same time (under KL_EXECUTOR=ray: per Ray task)."),
     timeout: float = typer.Option(None, "--timeout", min=0.1, help="Seconds per program (default: the scorer's)."),
 ) -> None:
-    """Score samples in the sandbox: one {task_id, passed, result} line per sample."""
-    from kernel_lifecycle.boundary.scorers import get_scorer, read_samples
+    """Score samples in the sandbox: one {task_id, passed, result} line per sample.
 
-    judge = get_scorer(scorer)  # unknown name: NotFoundError listing the known ones
+    Under KL_EXECUTOR=ray the samples are scored in batches across Ray workers, each in the
+    same sandbox; the verdicts are the same."""
+    from kernel_lifecycle.boundary.scorers import read_samples
+    from kernel_lifecycle.boundary.scorers.fanout import scorer_for
+
+    judge = scorer_for(scorer)  # unknown name: NotFoundError listing the known ones
     samples = read_samples(samples_file)
     started = time.monotonic()
     verdicts = judge.score(samples, workers=workers, timeout=timeout)

@@ -52,13 +52,24 @@ def _policy_of(kernel: str, *, required: bool):  # noqa: ANN202
     return active.policy, active.sha256
 
 
-def _run(kind: str, kernel: str, actor: str | None, json_out: bool, **overrides) -> None:  # noqa: ANN003
-    from kernel_lifecycle.jobs import run_job
+DetachOption = typer.Option(False, "--detach", help="With KL_EXECUTOR=ray and KL_RAY_ADDRESS: submit a Ray job and return at once.")
+
+
+def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool = False, **overrides) -> None:  # noqa: ANN003
     from kernel_lifecycle.jobs.config import from_policy
+    from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
 
     policy, sha = _policy_of(kernel, required=kind != "distill")
     config = from_policy(kind, policy, sha, kernel=kernel, **overrides)
-    _result(run_job(config, actor=actor or default_actor(), progress=not json_out), json_out)
+    done = submit_job(config, actor=actor or default_actor(), progress=not json_out,
+                      resources=plan_resources(policy, kind), detach=detach)
+    if detach:
+        if json_out:
+            print_json({"executor": done.executor, "executor_ref": done.ref, "detached": True})
+        else:
+            console.print(f"submitted Ray job {done.ref}; `kernel-lifecycle jobs list` shows its job once it starts")
+        return
+    _result(done, json_out)
 
 
 @jobs_app.command()
@@ -71,9 +82,10 @@ def distill(
     lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
     actor: str = ActorOption,
     json_out: bool = JsonOption,
+    detach: bool = DetachOption,
 ) -> None:
     """Distill a kernel's first version from a teacher (KL to the teacher + CE)."""
-    _run("distill", kernel, actor, json_out, skills=list(skill), teacher=teacher, student_layers=student_layers, steps=steps, lr=lr)
+    _run("distill", kernel, actor, json_out, detach=detach, skills=list(skill), teacher=teacher, student_layers=student_layers, steps=steps, lr=lr)
 
 
 @jobs_app.command()
@@ -84,9 +96,10 @@ def upskill(
     lr: float = typer.Option(None, "--lr", help="Override the policy plan's learning rate."),
     actor: str = ActorOption,
     json_out: bool = JsonOption,
+    detach: bool = DetachOption,
 ) -> None:
     """Teach the policy's new skill with a LoRA adapter (replaying retained skills)."""
-    _run("upskill", kernel, actor, json_out, steps=steps, lr=lr, from_ref=from_ref)
+    _run("upskill", kernel, actor, json_out, detach=detach, steps=steps, lr=lr, from_ref=from_ref)
 
 
 @jobs_app.command()
@@ -99,9 +112,10 @@ def downskill(
     eval_every: int = typer.Option(None, "--eval-every", help="Checkpoint (and measure) every N steps."),
     actor: str = ActorOption,
     json_out: bool = JsonOption,
+    detach: bool = DetachOption,
 ) -> None:
     """Retire the policy's deprecated skill (forget + retain loss) up to the boundary checkpoint."""
-    _run("downskill", kernel, actor, json_out, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref)
+    _run("downskill", kernel, actor, json_out, detach=detach, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref)
 
 
 @jobs_app.command("list")
@@ -117,8 +131,8 @@ def list_(kernel: str = typer.Option(None, "--kernel"), limit: int = typer.Optio
         print_json(rows)
         return
     print_table(
-        "jobs", ["id", "kind", "kernel", "state", "version", "created", "error"],
-        ((r["id"][:12], r["kind"], r["kernel"], r["state"], r["registered_version"], r["created_at"], (r["error"] or "")[:60]) for r in rows),
+        "jobs", ["id", "kind", "kernel", "state", "version", "executor", "created", "error"],
+        ((r["id"][:12], r["kind"], r["kernel"], r["state"], r["registered_version"], r["executor"], r["created_at"], (r["error"] or "")[:60]) for r in rows),
     )
 
 
@@ -145,7 +159,7 @@ def _job_dict(job) -> dict:  # noqa: ANN001
     return {
         "id": job.id, "kind": job.kind, "kernel": job.kernel, "state": job.state,
         "registered_version": job.registered_version, "mlflow_run_id": job.mlflow_run_id,
-        "trigger_id": job.trigger_id, "error": job.error, "created_at": job.created_at, "updated_at": job.updated_at,
+        "trigger_id": job.trigger_id, "executor": job.executor, "executor_ref": job.executor_ref, "error": job.error, "created_at": job.created_at, "updated_at": job.updated_at,
     }
 
 

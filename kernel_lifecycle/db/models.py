@@ -61,6 +61,9 @@ class Job(Base):
     # who runs it: host:pid, so a restarted process can tell a crashed job from a live one
     owner: Mapped[str | None] = mapped_column(String(200))
     trigger_id: Mapped[str | None] = mapped_column(String(200))
+    # where it runs: "local" (the process that asked) or "ray", with the Ray task or job id
+    executor: Mapped[str | None] = mapped_column(String(16))
+    executor_ref: Mapped[str | None] = mapped_column(String(200), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

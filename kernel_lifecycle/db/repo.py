@@ -50,6 +50,8 @@ def create_job(
     params: dict[str, Any] | None = None,
     trigger_id: str | None = None,
     owner: str | None = None,
+    executor: str | None = None,
+    executor_ref: str | None = None,
 ) -> Job:
     job = Job(
         kind=kind,
@@ -58,6 +60,8 @@ def create_job(
         params=params or {},
         trigger_id=trigger_id,
         owner=owner or process_owner(),
+        executor=executor,
+        executor_ref=executor_ref,
     )
     session.add(job)
     session.flush()
@@ -101,6 +105,11 @@ def list_jobs(session: Session, *, kernel: str | None = None, limit: int = 50) -
 def job_for_run(session: Session, run: str) -> Job | None:
     """The newest job started under a trigger's run id (``kl_jobs.trigger_id``), if any."""
     return session.scalars(select(Job).where(Job.trigger_id == run).order_by(Job.created_at.desc())).first()
+
+
+def job_for_executor_ref(session: Session, ref: str) -> Job | None:
+    """The job a Ray task or job (``kl_jobs.executor_ref``) opened, if it got that far."""
+    return session.scalars(select(Job).where(Job.executor_ref == ref).order_by(Job.created_at.desc())).first()
 
 
 def owner_alive(owner: str | None) -> bool:

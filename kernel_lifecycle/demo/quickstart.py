@@ -65,8 +65,8 @@ def _gate_and_promote(version: str, approver: str, step: str) -> None:
 
 def run() -> QuickstartResult:
     from kernel_lifecycle.db.engine import upgrade
-    from kernel_lifecycle.jobs import run_job
     from kernel_lifecycle.jobs.config import from_policy
+    from kernel_lifecycle.jobs.payloads import submit_job
     from kernel_lifecycle.models.demo_base import build_demo_base
     from kernel_lifecycle.pipeline import run_plan
     from kernel_lifecycle.policy.loader import load_policy
@@ -89,7 +89,7 @@ def run() -> QuickstartResult:
 
     def distill_v1() -> str:
         config = from_policy("distill", loaded.policy, loaded.sha256, skills=DISTILL_SKILLS, teacher=str(base.path))
-        return run_job(config, actor="quickstart", progress=True).version
+        return submit_job(config, actor="quickstart", progress=True).version  # KL_EXECUTOR: here or on Ray
 
     steps = [
         ("2. distill python-kernel v1", "distill", distill_v1),

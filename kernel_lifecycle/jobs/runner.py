@@ -128,11 +128,24 @@ def job_run(
     *,
     actor: str,
     trigger_id: str | None = None,
+    executor: str | None = None,
+    executor_ref: str | None = None,
 ) -> Iterator[JobContext]:
-    """A job's life: queued -> running -> ... ; any exception marks it failed with the reason."""
+    """A job's life: queued -> running -> ... ; any exception marks it failed with the reason.
+
+    ``executor``/``executor_ref``: where it runs (default: the executor that started this
+    process's work, ``executor.placement()``: "local", or "ray" and the Ray task or job id).
+    A Ray task's job is owned by its driver, whose death ends it; the worker is named in the
+    "running" event."""
+    from kernel_lifecycle.executor import placement
+
+    where = placement()
+    if executor is None:
+        executor, executor_ref = where.executor, where.ref
     recover()
     with session_scope() as session:
-        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id)
+        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id,
+                              owner=where.owner, executor=executor, executor_ref=executor_ref)
         job_id = job.id
     client = mlflow_client()
     run = client.create_run(
@@ -143,7 +156,8 @@ def job_run(
     with session_scope() as session:
         job = repo.get_job(session, job_id=job_id)
         job.mlflow_run_id = run.info.run_id
-        repo.transition(session, job=job, to_state="running", message=f"MLflow run {run.info.run_id}")
+        worker = f"; worker {repo.process_owner()}" if where.owner else ""
+        repo.transition(session, job=job, to_state="running", message=f"MLflow run {run.info.run_id}{worker}")
     with tempfile.TemporaryDirectory(prefix=f"kl-{kind}-") as tmp:
         ctx = JobContext(job_id=job_id, kind=kind, kernel=kernel, run_id=run.info.run_id, actor=actor, workdir=Path(tmp))
         try:

@@ -150,6 +150,14 @@ class LoraHyperparameters(_Model):
         return self.alpha if self.alpha is not None else 2.0 * self.rank
 
 
+class Resources(_Model):
+    """What a plan's job declares to the executor: under KL_EXECUTOR=ray, Ray places it on a
+    node with these free (GPUs come from the cluster's nodes); locally they are not used."""
+
+    num_cpus: float = Field(default=1.0, ge=0.0)
+    num_gpus: float = Field(default=0.0, ge=0.0)
+
+
 class Replay(_Model):
     skills: list[str] = Field(default_factory=list)
     ratio: float = Field(default=0.25, ge=0.0, lt=1.0, description="share of each batch from replay")
@@ -178,6 +186,7 @@ class UpskillPlan(_Model):
     hyperparameters: LoraHyperparameters = Field(default_factory=LoraHyperparameters)
     replay: Replay = Field(default_factory=Replay)
     data: TrainingData = Field(default_factory=TrainingData)
+    resources: Resources = Field(default_factory=Resources)
 
     @property
     def data_skill(self) -> str:
@@ -198,6 +207,7 @@ class DownskillPlan(_Model):
     hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
     options: dict[str, float] = Field(default_factory=dict, description="the method's own options (beta, retain_weight, ...)")
     retain: list[str] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
 
     @model_validator(mode="before")
     @classmethod
