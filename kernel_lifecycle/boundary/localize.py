@@ -159,8 +159,7 @@ class Prober:
     """Runs a probe batch through a model under per-row head ablations, counting passes."""
 
     def __init__(self, model: torch.nn.Module, batch, *, ablation: Ablation = "mean", rows_per_forward: int = 64) -> None:  # noqa: ANN001
-        if ablation not in ABLATIONS:
-            raise LocalizationError(f"unknown ablation {ablation!r}; use one of {', '.join(ABLATIONS)}")
+        check_options(method="ablation", ablation=ablation)
         self.model = model
         self.batch = batch
         self.layout = head_layout(model)
@@ -362,9 +361,8 @@ def map_skill(
     seed: int = 0,
 ) -> SkillMap:
     """One skill's map: per-head effects, the top-k heads, top-k vs random-k ablated together."""
-    if method not in METHODS:
-        raise LocalizationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    started = time.perf_counter()
+    check_options(method=method, ablation=ablation)
+    started, cpu_started = time.perf_counter(), time.process_time()
     prober = Prober(model, probe_batch(skill, tokenizer, split=split, n=probes), ablation=ablation)
     layout = prober.layout
     if not 1 <= k <= layout.count:
@@ -392,6 +390,8 @@ def map_skill(
     }
     # the map means something only when its top-k hurt more than every random draw of k heads
     extra["beats_random"] = bool(changes) and topk["change"] < min(changes)
+    # on a shared machine wall time measures the neighbours too; CPU time (all threads) does not
+    extra["cpu_seconds"] = round(time.process_time() - cpu_started, 2)
     return SkillMap(
         skill=skill.name, method=method, ablation=ablation, layers=layout.layers, heads=layout.heads,
         effects=found.effects.round(6).tolist(), ci_low=found.ci_low.round(6).tolist(), ci_high=found.ci_high.round(6).tolist(),
@@ -399,6 +399,14 @@ def map_skill(
         clean_loglik=float(prober.clean.mean()), forward_passes=mapping_passes,
         seconds=round(time.perf_counter() - started, 2), extra=extra,
     )
+
+
+def check_options(*, method: str, ablation: str) -> None:
+    """Refuse an unknown method or ablation before any model is loaded."""
+    if method not in METHODS:
+        raise LocalizationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if ablation not in ABLATIONS:
+        raise LocalizationError(f"unknown ablation {ablation!r}; use one of {', '.join(ABLATIONS)}")
 
 
 def default_measurements(layout: HeadLayout) -> int:

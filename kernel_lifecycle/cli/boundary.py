@@ -122,13 +122,14 @@ def localize(
     """Which attention heads carry a skill: per-head ablation effects on the solutions' log-likelihood."""
     import tempfile
 
-    from kernel_lifecycle.boundary.localize import localization_json, map_skills, shared_heads, write_maps
+    from kernel_lifecycle.boundary.localize import check_options, localization_json, map_skills, shared_heads, write_maps
     from kernel_lifecycle.boundary.skills import skills_named
     from kernel_lifecycle.boundary.tracking import log_localization
     from kernel_lifecycle.cli.output import console, print_json, print_table
     from kernel_lifecycle.models.loading import load_kernel
     from kernel_lifecycle.registry.client import fetch_bundle, resolve
 
+    check_options(method=method, ablation=ablation)
     kv = resolve(ref)
     others = also if also else [s for s in kv.tags.get("kernel.skills.retained", "").split(",") if s]
     names = [skill, *[s for s in dict.fromkeys(others) if s != skill]]
