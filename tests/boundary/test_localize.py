@@ -177,10 +177,12 @@ def test_lora_targets_leave_retained_heads_alone_and_the_adapter_stays_on_them(t
 
 
 def test_lora_targets_refuses_when_every_head_is_shared(tokenizer) -> None:  # noqa: ANN001
-    model = _planted(tokenizer, [(0, 1)])
-    m = loc.map_skill(model, tokenizer, ToySkill("cobol"), probes=4, k=1, random_seeds=1)
+    model = tiny_llama(tokenizer, layers=1, hidden=16, heads=2).eval()
+    m = loc.map_skill(model, tokenizer, ToySkill("cobol"), probes=4, k=2, random_seeds=1)
     with pytest.raises(loc.LocalizationError, match="use target 'all'"):
-        loc.lora_targets(model, m, [m], k=1)
+        loc.lora_targets(model, m, [m], k=2)  # the retained skill's top 2 are every head
+    with pytest.raises(loc.LocalizationError, match="map the version being downskilled"):
+        loc.lora_targets(_planted(tokenizer, [(0, 1)]), m, [], k=1)
 
 
 def test_a_demo_sized_map_takes_under_a_minute(tokenizer) -> None:  # noqa: ANN001
@@ -190,8 +192,10 @@ def test_a_demo_sized_map_takes_under_a_minute(tokenizer) -> None:  # noqa: ANN0
     started = time.perf_counter()
     m = loc.map_skill(model, tokenizer, skill, method="ablation", probes=32, k=3)
     seconds = time.perf_counter() - started
-    assert m.forward_passes == 17 and m.seconds <= seconds
-    assert seconds < 60, f"a full map took {seconds:.1f}s"
+    assert m.forward_passes == 17 and m.seconds <= seconds + 0.01
+    # CPU time of all threads: on the shared 2-core machine wall time mostly measures the
+    # neighbours (a minute of CPU is at most a minute of wall on an idle 2-core machine)
+    assert m.extra["cpu_seconds"] < 60, f"a full map took {m.extra['cpu_seconds']:.1f}s of CPU ({seconds:.1f}s wall)"
 
 
 def test_localize_cli_on_a_registered_version(kl_home: Path, monkeypatch: pytest.MonkeyPatch, cli, tmp_path: Path) -> None:  # noqa: ANN001
@@ -219,7 +223,7 @@ def test_localize_cli_on_a_registered_version(kl_home: Path, monkeypatch: pytest
     assert code == 0, err
     assert "where skills live in loc-kernel@1" in out and "compressed" in out
     page = registry.get_version("loc-kernel", "1").description
-    assert page.count("kl:localize -->") == 1 and "localize%2Fcompressed%2Fpy.png" in page and "localize%2Fablation" not in page
+    assert page.count("<!-- kl:localize -->") == 1 and "localize%2Fcompressed%2Fpy.png" in page and "localize%2Fablation" not in page
 
     assert cli("boundary", "localize", "loc-kernel@1", "--skill", "nope")[0] == 1
     code, _, err = cli("boundary", "localize", "loc-kernel@1", "--skill", "py", "--method", "guess", "--no-log")
