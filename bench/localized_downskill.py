@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3, help="heads the localized adapter may change")
     parser.add_argument("--map-method", default="ablation", choices=["ablation", "compressed"])
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--maps", default=None, help="reuse maps: the --json output of `boundary localize` for cobol on the base")
+    parser.add_argument("--targets", default="all,localized", help="which runs, comma-separated (to run them in parallel)")
     args = parser.parse_args()
 
     from kernel_lifecycle.boundary import localize as loc
@@ -112,7 +114,12 @@ def main() -> None:
     base = build_demo_base(progress=True)
     model, tokenizer = load_base(str(base.path))
     started = time.perf_counter()
-    maps = loc.map_skills(model, tokenizer, skills_named(["cobol", "python", "sql"]), method=args.map_method, k=args.k)
+    if args.maps:
+        with open(args.maps, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        maps = {m["skill"]: loc.SkillMap.from_dict(m) for m in (saved["map"], *saved["others"].values())}
+    else:
+        maps = loc.map_skills(model, tokenizer, skills_named(["cobol", "python", "sql"]), method=args.map_method, k=args.k)
     map_seconds = time.perf_counter() - started
     placement = loc.lora_targets(model, maps["cobol"], [maps["python"], maps["sql"]], k=args.k)
     print(f"maps ({args.map_method}, 3 skills): {map_seconds:.1f}s; placement: {json.dumps(placement.describe())}", flush=True)
@@ -123,6 +130,8 @@ def main() -> None:
 
     rows = {}
     for target, kwargs in (("all", None), ("localized", placement.attach_kwargs())):
+        if target not in args.targets.split(","):
+            continue
         rows[target] = downskill_once(str(base.path), spec, kwargs, f"{target}-k{args.k}")
         print(f"{target}: {json.dumps(rows[target])}", flush=True)
 
@@ -137,10 +146,11 @@ def main() -> None:
             f"{at['cobol']['ci_high']:.3f}", f"{start['python'] - at['python']['value']:+.3f}", f"{start['sql'] - at['sql']['value']:+.3f}",
             "-" if relearn is None else f"{relearn:.3f} (start {start['cobol']:.3f})", r["seconds"],
         ]))
-    a, b = rows["all"], rows["localized"]
-    if a["boundary_step"] and b["boundary_step"]:
-        print(f"steps to boundary, localized / all: {b['boundary_step'] / a['boundary_step']:.2f}")
-    print(f"trainable parameters, localized / all: {b['trainable_params'] / a['trainable_params']:.3f}")
+    if {"all", "localized"} <= set(rows):
+        a, b = rows["all"], rows["localized"]
+        if a["boundary_step"] and b["boundary_step"]:
+            print(f"steps to boundary, localized / all: {b['boundary_step'] / a['boundary_step']:.2f}")
+        print(f"trainable parameters, localized / all: {b['trainable_params'] / a['trainable_params']:.3f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"placement": placement.describe(), "maps": {n: m.as_dict() for n, m in maps.items()}, "runs": rows}, fh, indent=2)
