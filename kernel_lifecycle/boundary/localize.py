@@ -459,7 +459,8 @@ def plot_map(skill_map: SkillMap, *, path: Path, title: str | None = None) -> Pa
     image = ax.imshow(effects, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
     for layer in range(skill_map.layers):
         for head in range(skill_map.heads):
-            ax.text(head, layer, f"{effects[layer, head]:+.3f}", ha="center", va="center", fontsize=7)
+            value = effects[layer, head]
+            ax.text(head, layer, f"{value:+.3f}", ha="center", va="center", fontsize=7, color="white" if abs(value) > 0.6 * bound else "black")
     for rank, (layer, head) in enumerate(skill_map.top_heads(), 1):
         ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
         ax.annotate(f"#{rank}", (head - 0.45, layer - 0.45), fontsize=6, va="top")
