@@ -122,3 +122,41 @@ def log_step_metrics(
         ):
             batch.append(Metric(f"curve.{role}.{name}{suffix}", float(value), now, step))
     client().log_batch(_run_id(run_id), metrics=batch)
+
+
+LOCALIZE_PATH = "localize"
+_SECTION_START, _SECTION_END = "<!-- kl:localize -->", "<!-- /kl:localize -->"
+
+
+def log_localization(kv, files: list[Path], *, method: str, skills: list[str]) -> str:  # noqa: ANN001
+    """Log a localization's heatmaps and JSON on the version's run (``localize/<method>/``) and
+    show the heatmaps on the version's page (a section of its description, replaced on re-run).
+
+    Returns the artifact folder. The version's run is the job run that registered it.
+    """
+    from urllib.parse import quote
+
+    from kernel_lifecycle.registry.client import set_version_description
+
+    if not kv.run_id:
+        raise KernelLifecycleError(f"{kv.ref} has no MLflow run to log its localization to; re-register it with a run")
+    folder = f"{LOCALIZE_PATH}/{method}"
+    mlflow_client = client()
+    for path in files:
+        mlflow_client.log_artifact(kv.run_id, str(path), folder)
+    images = "\n".join(
+        f"![{name} heads](get-artifact?path={quote(f'{folder}/{name}.png', safe='')}&run_uuid={kv.run_id})" for name in skills
+    )
+    section = (
+        f"{_SECTION_START}\n\n**Where the skills live** ({method}: change in solution log-likelihood when a head is "
+        f"ablated; `kernel-lifecycle boundary localize`; JSON in `{folder}/`)\n\n{images}\n\n{_SECTION_END}"
+    )
+    set_version_description(kv.name, kv.version, replace_section(kv.description, section))
+    return folder
+
+
+def replace_section(description: str, section: str) -> str:
+    """``description`` with its localization section replaced by ``section`` (appended if absent)."""
+    head, start, rest = description.partition(_SECTION_START)
+    tail = rest.partition(_SECTION_END)[2] if start else ""
+    return f"{head.rstrip()}\n\n{section}{tail}".lstrip()

@@ -116,5 +116,68 @@ def inventory(
         console.print(f"  {mark} {check.name}: {check.detail}", highlight=False)
 
 
+@boundary_app.command("localize")
+def localize(
+    ref: str = typer.Argument(..., help="KERNEL@VERSION (or KERNEL@alias, KERNEL for its champion)"),
+    skill: str = typer.Option(..., "--skill", help="The skill to localize."),
+    method: str = typer.Option("ablation", "--method", help="ablation (every head alone) or compressed (random subsets + Lasso)."),
+    also: list[str] = typer.Option(None, "--also", help="Other skills to map beside it (default: the version's retained skills)."),
+    k: int = typer.Option(3, "--k", min=1, help="Top heads reported and ablated together (against k random heads)."),
+    probes: int = typer.Option(32, "--probes", min=2, help="dev probes per skill (the first N)."),
+    ablation: str = typer.Option("mean", "--ablation", help="mean (a head's mean output) or zero."),
+    measurements: int = typer.Option(None, "--measurements", min=1, help="compressed: passes over the probes (default: half the heads, at least 4)."),
+    seeds: int = typer.Option(5, "--random-seeds", min=1, help="Draws of k random heads to compare the top k with."),
+    log: bool = typer.Option(True, "--log/--no-log", help="Log heatmaps + JSON on the version's MLflow run and page."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Which attention heads carry a skill: per-head ablation effects on the solutions' log-likelihood."""
+    import tempfile
+
+    from kernel_lifecycle.boundary.localize import check_options, localization_json, map_skills, shared_heads, write_maps
+    from kernel_lifecycle.boundary.skills import skills_named
+    from kernel_lifecycle.boundary.tracking import log_localization
+    from kernel_lifecycle.cli.output import console, print_json, print_table
+    from kernel_lifecycle.models.loading import load_kernel
+    from kernel_lifecycle.registry.client import fetch_bundle, resolve
+
+    check_options(method=method, ablation=ablation)
+    kv = resolve(ref)
+    others = also if also else [s for s in kv.tags.get("kernel.skills.retained", "").split(",") if s]
+    names = [skill, *[s for s in dict.fromkeys(others) if s != skill]]
+    skills = skills_named(names)  # unknown names fail before the model loads
+    loaded = load_kernel(fetch_bundle(kv))
+    with err_console.status(f"localizing {', '.join(names)} on {kv.ref} ({method})"):
+        maps = map_skills(
+            loaded.model, loaded.tokenizer, skills, method=method, ablation=ablation, probes=probes, k=k,
+            random_seeds=seeds, measurements=measurements,
+        )
+    context = {"kernel": kv.name, "version": kv.version, "method": method, "ablation": ablation, "split": "dev"}
+    if log:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = write_maps(maps, skill, Path(tmp), **context)
+            context["artifacts"] = log_localization(kv, files, method=method, skills=names)
+    if json_out:
+        print_json(localization_json(maps, skill, **context))
+        return
+    rows = []
+    for name, m in maps.items():
+        top = ", ".join(f"L{t['layer']}H{t['head']} {t['effect']:+.3f}" for t in m.top)
+        rnd = m.random_ablation
+        verdict = "beats random" if m.extra.get("beats_random") else "[red]does not beat random[/red]"
+        rows.append([
+            name, top, f"{m.topk_ablation['change']:+.3f}", f"{rnd['mean']:+.3f} (min {rnd['min']:+.3f})", verdict,
+            f"{m.forward_passes:g} / {m.seconds:.1f}s",
+        ])
+    print_table(
+        f"where skills live in {kv.ref} ({method}, {ablation}-ablation, {probes} dev probes; change in solution log-likelihood)",
+        ["skill", f"top {k} heads", f"top {k} together", f"{k} random ({seeds} seeds)", "map", "passes / time"],
+        rows,
+    )
+    for name, heads in shared_heads(maps, skill).items():
+        console.print(f"  {skill}'s top heads also in {name}'s top {k}: {heads or 'none'}", highlight=False)
+    if log:
+        console.print(f"  heatmaps and JSON on run {kv.run_id}: {context['artifacts']}/", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(boundary_app, name="boundary")

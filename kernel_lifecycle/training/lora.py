@@ -8,8 +8,10 @@ loadable with ``peft.PeftModel.from_pretrained`` and nothing from this project.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +60,14 @@ def attach_lora(
     targets: list[str] | None = None,
     include_mlp: bool = True,
     seed: int | None = None,
+    layers_to_transform: Sequence[int] | None = None,
+    heads: Mapping[int, Sequence[int]] | None = None,
 ):
     """Wrap ``model`` in a PeftModel with one new trainable adapter; only it trains.
+
+    ``layers_to_transform`` (peft's own option) puts the adapter on those decoder layers only;
+    ``heads`` (layer -> head indices, Llama-style attention targets only) further confines the
+    adapter's changes to those heads: see :func:`restrict_to_heads`. Both default to everywhere.
 
     ``dropout`` defaults to 0: the adapters here are small and few-step, and NPO compares the
     adapted model with itself adapter-off, where dropout noise would only blur that ratio.
@@ -78,13 +86,65 @@ def attach_lora(
         bias="none",
         task_type="CAUSAL_LM",
         fan_in_fan_out=is_gpt2,  # GPT-2's Conv1D stores weights transposed
+        layers_to_transform=list(layers_to_transform) if layers_to_transform is not None else None,
     )
     # LoRA's A matrices start random: seed them so a job's result depends only on its seed,
     # without disturbing the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]), peft_quietly():
         if seed is not None:
             torch.manual_seed(seed)
-        return get_peft_model(model, config, adapter_name=adapter_name)
+        peft_model = get_peft_model(model, config, adapter_name=adapter_name)
+    if heads is not None:
+        restrict_to_heads(peft_model, adapter_name, heads)
+    return peft_model
+
+
+_HEAD_ROWS = {"q_proj": "heads", "k_proj": "kv_heads", "v_proj": "kv_heads"}  # per-head output rows
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+def restrict_to_heads(model, adapter_name: str, heads: Mapping[int, Sequence[int]]) -> int:  # noqa: ANN001
+    """Confine a LoRA adapter's change to the given attention heads; returns the masked modules.
+
+    A head owns rows of q/k/v_proj's output (``lora_B`` rows) and columns of o_proj's input
+    (``lora_A`` columns). Those of other heads start at zero and a gradient hook keeps them at
+    zero (AdamW with zero gradients and no decay never moves them), so the saved adapter is an
+    ordinary peft adapter whose delta touches only the chosen heads. MLP targets are refused:
+    they have no heads.
+    """
+    config = model.config
+    n_heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or n_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    wanted = {int(layer): sorted({int(h) for h in hs}) for layer, hs in heads.items()}
+    masked = 0
+    for name, module in model.named_modules():
+        lora_a, lora_b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
+        if lora_a is None or adapter_name not in lora_a:
+            continue
+        kind = name.rsplit(".", 1)[-1]
+        if kind not in (*_HEAD_ROWS, "o_proj"):
+            raise JobError(f"a head mask needs attention targets (q/k/v/o_proj), but {name} is a LoRA target")
+        match = _LAYER_INDEX.search(name + ".")
+        chosen = wanted.get(int(match.group(1)), []) if match else []
+        per = kv_heads if _HEAD_ROWS.get(kind) == "kv_heads" else n_heads
+        # grouped-query attention: a kv head serves n_heads // kv_heads query heads
+        owners = sorted({h * per // n_heads for h in chosen})
+        keep = torch.zeros(per * head_dim)
+        for h in owners:
+            keep[h * head_dim : (h + 1) * head_dim] = 1
+        if kind == "o_proj":
+            param, mask = lora_a[adapter_name].weight, keep[None, :]  # (r, in): columns
+        else:
+            param, mask = lora_b[adapter_name].weight, keep[:, None]  # (out, r): rows
+        mask = mask.to(param.dtype)
+        with torch.no_grad():
+            param.mul_(mask)
+        param.register_hook(lambda grad, m=mask: grad * m)
+        masked += 1
+    if not masked:
+        raise JobError(f"adapter {adapter_name!r} has no LoRA modules to confine to heads")
+    return masked
 
 
 def active_adapter(model) -> str:
