@@ -17,7 +17,7 @@ the ``all`` run of the same invocation.
 The model is the demo base itself (4 layers x 4 heads; it knows all three skills), not the
 quickstart's distilled 2-layer kernel: more heads to choose from, and no registry run needed.
 Uses these pieces of ``kernel_lifecycle.jobs`` as they are: ``downskill.DownskillSpec``,
-``downskill.choose_boundary``, ``downskill.relearning_probe``, ``common.Curves``,
+``downskill.choose_boundary``, ``downskill.relearning_check``, ``common.Curves``,
 ``common.Thresholds``, ``common.encode_skills``.
 
     KL_HOME=/tmp/bench-home python bench/localized_downskill.py [--steps 60] [--eval-every 10] [--k 3]
@@ -35,18 +35,16 @@ def downskill_once(base_dir: str, spec, placement_kwargs: dict | None, run_name:
 
     from kernel_lifecycle.boundary.skills import skills_named
     from kernel_lifecycle.jobs import common
-    from kernel_lifecycle.jobs.downskill import choose_boundary, relearning_probe
+    from kernel_lifecycle.jobs.downskill import choose_boundary, relearning_check
     from kernel_lifecycle.models.loading import load_base
     from kernel_lifecycle.registry.tracking import client, experiment_id
     from kernel_lifecycle.training.data import batches, paired_batches, pad_id_of
     from kernel_lifecycle.training.lora import active_adapter, attach_lora
-    from kernel_lifecycle.training.loop import train
-    from kernel_lifecycle.training.losses import ce_loss
     from kernel_lifecycle.unlearning import get_method
 
     started = time.perf_counter()
     model, tokenizer = load_base(base_dir)
-    model = attach_lora(model, adapter_name="downskill", r=spec.rank, alpha=2 * spec.rank, seed=spec.seed, **(placement_kwargs or {}))
+    model = attach_lora(model, adapter_name="downskill", r=spec.rank, alpha=spec.lora_alpha, seed=spec.seed, **(placement_kwargs or {}))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     forget, retain = skills_named([spec.skill]), skills_named(spec.retain)
     pad = pad_id_of(tokenizer)
@@ -80,7 +78,7 @@ def downskill_once(base_dir: str, spec, placement_kwargs: dict | None, run_name:
     if chosen is not None:
         set_peft_model_state_dict(model, curves.adapters[chosen], adapter_name=active_adapter(model))
         model.eval()
-        check = relearning_probe(model, tokenizer, spec, forget[spec.skill], start, train, ce_loss)
+        check = relearning_check(model, tokenizer, spec, forget[spec.skill], start[spec.skill].value)
         row["relearning"] = check.numbers
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
@@ -100,13 +98,12 @@ def main() -> None:
 
     from kernel_lifecycle.boundary import localize as loc
     from kernel_lifecycle.boundary.skills import skills_named
-    from kernel_lifecycle.jobs.common import Thresholds
-    from kernel_lifecycle.jobs.downskill import DownskillSpec
+    from kernel_lifecycle.jobs.config import DownskillConfig, Thresholds
     from kernel_lifecycle.models.demo_base import build_demo_base
     from kernel_lifecycle.models.loading import load_base
 
     # the quickstart policy's downskill plan and thresholds
-    spec = DownskillSpec(
+    spec = DownskillConfig(
         kernel="bench", skill="cobol", retain=["python", "sql"], method="npo", method_options={"beta": 0.1, "retain_weight": 1.0},
         steps=args.steps, lr=2e-3, rank=8, batch_size=8, eval_every=args.eval_every, eval_problems=args.eval_problems,
         thresholds=Thresholds(floors={"python": 0.30, "sql": 0.20}, ceilings={"cobol": 0.05}, tolerance={"python": 0.10, "sql": 0.10}),

@@ -110,12 +110,13 @@ def downskill(
     steps: int = typer.Option(None, "--steps", help="Override the policy plan's steps."),
     lr: float = typer.Option(None, "--lr", help="Override the policy plan's learning rate."),
     eval_every: int = typer.Option(None, "--eval-every", help="Checkpoint (and measure) every N steps."),
+    target: str = typer.Option(None, "--target", help="all (LoRA on every layer) or localized (only the retired skill's own attention heads)."),
     actor: str = ActorOption,
     json_out: bool = JsonOption,
     detach: bool = DetachOption,
 ) -> None:
     """Retire the policy's deprecated skill (forget + retain loss) up to the boundary checkpoint."""
-    _run("downskill", kernel, actor, json_out, detach=detach, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref)
+    _run("downskill", kernel, actor, json_out, detach=detach, method=method, steps=steps, lr=lr, eval_every=eval_every, from_ref=from_ref, target=target)
 
 
 @jobs_app.command("list")

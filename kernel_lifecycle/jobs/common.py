@@ -4,6 +4,7 @@ boundary measurements at checkpoints, and the bundle of the version a job produc
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,7 @@ class ChildJob:
     tokenizer: Any
     model: Any  # a PeftModel whose active adapter is the job's new one
     digests: dict[str, str]
+    target: dict = field(default_factory=dict)  # where the adapter sits (lineage: kernel.target)
 
     def register(
         self, report: BoundaryReport, *, skill: str, retained: list[str], retired: list[str],
@@ -202,7 +204,10 @@ class ChildJob:
             data_digests=self.digests,
         )
         summary = report.summary()
-        return ctx.register_candidate(bundle, report, description=f"{description}. {summary}", parent=self.parent_kv)
+        return ctx.register_candidate(
+            bundle, report, description=f"{description}. {summary}", parent=self.parent_kv,
+            extra_tags={"kernel.target": json.dumps(self.target, sort_keys=True)[:4900]},
+        )
 
 
 @contextlib.contextmanager
@@ -225,11 +230,30 @@ def child_job(
         ctx.log_params({**params, "parent_version": parent_kv.version, "harness": config.harness.model_dump()})
         digests = log_data_inputs(ctx, skills)
         loaded = load_kernel(parent_bundle)
-        model = attach_lora(loaded.model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed)
+        placement = localized_placement(loaded.model, loaded.tokenizer, config, skills, ctx) if getattr(config, "target", "all") == "localized" else None
+        model = attach_lora(
+            loaded.model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed,
+            **(placement.attach_kwargs() if placement is not None else {}),
+        )
         yield ChildJob(
             ctx=ctx, bar=bar, parent_kv=parent_kv, parent_bundle=parent_bundle, parent=loaded.manifest,
             tokenizer=loaded.tokenizer, model=model, digests=digests,
+            target=placement.describe() if placement is not None else {"target": getattr(config, "target", "all")},
         )
+
+
+def localized_placement(model, tokenizer, config, skills: dict[str, Skill], ctx):  # noqa: ANN001, ANN201
+    """Map where the retired skill and the retained ones live (attention heads, on the selection
+    split), log the maps to the job's run, and place the LoRA on the retired skill's own heads."""
+    from kernel_lifecycle.boundary import localize
+
+    names = [config.skill, *config.retain]
+    maps = localize.map_skills(model, tokenizer, {n: skills[n] for n in names}, k=config.target_heads, split=config.harness.selection_split)
+    for path in localize.write_maps(maps, config.skill, ctx.workdir / "localize"):
+        ctx.log_artifact(path, "localize")
+    placement = localize.lora_targets(model, maps[config.skill], [maps[n] for n in config.retain], k=config.target_heads)
+    ctx.log_params({"target": placement.describe()})
+    return placement
 
 
 @contextlib.contextmanager

@@ -123,6 +123,10 @@ class DownskillConfig(_LoraJob):
     retain: list[str] = Field(default_factory=list, description="skills that must stay")
     method: str = "npo"
     method_options: dict[str, Any] = Field(default_factory=dict)
+    # where the LoRA goes: every layer ("all"), or only the attention heads where the retired
+    # skill lives and no retained skill does ("localized", boundary.localize)
+    target: Literal["all", "localized"] = "all"
+    target_heads: int = Field(default=3, gt=0, description="heads a localized adapter may change")
     steps: int = Field(default=60, gt=0)
     lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
     eval_every: int = Field(default=10, gt=0)
@@ -205,6 +209,8 @@ def _plan_fields(kind: str, policy) -> dict[str, Any]:  # noqa: ANN001
             retain=list(plan.retain) or [s.name for s in policy.skills.retained],
             method=plan.method,
             method_options=plan.method_options(),
+            target=plan.target,
+            target_heads=plan.target_heads,
             relearn_steps=policy.gate.relearning.steps,
             relearn_examples=policy.gate.relearning.examples,
             relearn_lr=policy.gate.relearning.lr,

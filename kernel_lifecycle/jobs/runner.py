@@ -82,6 +82,7 @@ class JobContext:
 
     def register_candidate(
         self, bundle_dir: Path, report, *, description: str, parent: registry.KernelVersion | None = None,  # noqa: ANN001
+        extra_tags: dict[str, str] | None = None,
     ) -> registry.KernelVersion:
         """The end of every recipe: log the report, verify the bundle (once), create the MLflow
         version, then mark the job registered and move ``candidate`` (compare-and-set + audit
@@ -100,7 +101,7 @@ class JobContext:
             manifest,
             run_id=self.run_id,
             description=f"{description}\n\n{lineage}; job {self.job_id}, policy {str(manifest.policy_sha256)[:12]}\n\n{plot}",
-            extra_tags={"kernel.boundary_report": f"runs:/{self.run_id}/{REPORT_ARTIFACT}", "kernel.job_kind": self.kind},
+            extra_tags={"kernel.boundary_report": f"runs:/{self.run_id}/{REPORT_ARTIFACT}", "kernel.job_kind": self.kind, **(extra_tags or {})},
         )
         with session_scope() as session:
             job = repo.get_job(session, job_id=self.job_id)

@@ -207,6 +207,8 @@ class DownskillPlan(_Model):
     hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
     options: dict[str, float] = Field(default_factory=dict, description="the method's own options (beta, retain_weight, ...)")
     retain: list[str] = Field(default_factory=list)
+    target: Literal["all", "localized"] = Field(default="all", description="LoRA on every layer, or only on the retired skill's own heads")
+    target_heads: int = Field(default=3, gt=0, le=64, description="heads a localized adapter may change")
     resources: Resources = Field(default_factory=Resources)
 
     @model_validator(mode="before")

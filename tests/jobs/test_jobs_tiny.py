@@ -115,3 +115,19 @@ def test_boundary_not_reached_registers_nothing(world) -> None:
     with session_scope() as session:
         failed = [j for j in repo.list_jobs(session, kernel="tiny") if j.kind == "downskill"]
         assert failed[0].state == "failed" and "boundary" in failed[0].error
+
+
+def test_a_localized_downskill_places_its_adapter_on_the_retired_skills_heads(world) -> None:
+    v1 = _distill(world)
+    spec = DownskillConfig(
+        kernel="tiny", skill="cob", retain=["py"], steps=2, batch_size=4, eval_every=1, eval_problems=2,
+        relearn_steps=1, harness=HARNESS, from_ref=f"tiny@{v1}", target="localized", target_heads=1,
+        thresholds=Thresholds(ceilings={"cob": 0.99}, tolerance={"py": 1.0}),
+    )
+    kv = registry.get_version("tiny", run_job(spec, actor="test").version)
+    import json
+
+    target = json.loads(kv.tags["kernel.target"])
+    assert target["target"] == "localized" and len(target["heads"]) >= 1, target
+    artifacts = {a.path for a in mlflow_client().list_artifacts(kv.run_id, "localize")}
+    assert "localize/cob.json" in artifacts
