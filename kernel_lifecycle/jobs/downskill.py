@@ -103,7 +103,6 @@ def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, pro
             fresh_before=fresh_before.value, fresh_before_ci_high=fresh_before.ci_high,
             vacuous=fresh_before.ci_high <= spec.thresholds.ceiling(spec.skill),
         )
-        ctx.state("evaluating", "relearning check")
         report.checks.append(relearning_check(model, tokenizer, spec, all_skills[spec.skill], before["gate"].value, ctx))
         return job.register(
             report, skill=spec.skill,
