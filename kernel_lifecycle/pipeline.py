@@ -29,7 +29,13 @@ def run_plan(
         raise JobError(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
     active = active_policy(kernel)
     if plan == "evaluate":
-        return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
+        from kernel_lifecycle.settings import get_settings
+
+        if get_settings().executor == "local":
+            return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
+        from kernel_lifecycle import executor
+
+        return executor.submit(EVALUATE, {"kernel": kernel}, actor=actor, trigger_id=trigger_id).result()
     from kernel_lifecycle.jobs.config import from_policy
     from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
 
@@ -45,6 +51,14 @@ def run_plan(
         except RefusedError as exc:
             result["refused"] = str(exc)
     return result
+
+
+EVALUATE = "kernel_lifecycle.pipeline:evaluate_payload"
+
+
+def evaluate_payload(payload: dict, *, actor: str, trigger_id: str | None = None) -> dict:
+    """On an executor's worker: the periodic evaluation of ``payload["kernel"]``'s champion."""
+    return evaluate_champion(payload["kernel"], active_policy(payload["kernel"]), trigger_id=trigger_id, actor=actor)
 
 
 def evaluate_champion(kernel: str, active, *, trigger_id: str | None, actor: str) -> dict:  # noqa: ANN001

@@ -213,6 +213,27 @@ def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray-instance")
+def test_the_champions_evaluation_runs_as_a_ray_task(ray_instance, tiny_world, cli, tmp_path) -> None:
+    from kernel_lifecycle import aliases
+    from kernel_lifecycle.db.engine import session_scope
+    from kernel_lifecycle.pipeline import EVALUATE
+    from kernel_lifecycle.policy.loader import load_policy
+    from kernel_lifecycle.policy_apply import apply_policy
+    from tests.jobs.test_crash_safety import POLICY
+
+    (tmp_path / "tiny.yaml").write_text(POLICY)
+    apply_policy(load_policy(tmp_path / "tiny.yaml"), actor="alice")
+    with session_scope() as session:
+        aliases.move_alias(session, name="tiny", alias="champion", version="1", actor="alice", reason="setup")
+    handle = executor.submit(EVALUATE, {"kernel": "tiny"}, actor="test", executor="ray")
+    done = handle.result(poll_seconds=0.2)
+    job = _job_json(cli, done["job_id"])
+    assert (job["kind"], job["state"], job["executor"], job["executor_ref"]) == ("evaluate", "succeeded", "ray", handle.ref)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray-instance")
 def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_world, cli, monkeypatch) -> None:
     from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.registry.tracking import client as mlflow_client
