@@ -252,7 +252,7 @@ def localized_placement(model, tokenizer, config, skills: dict[str, Skill], ctx)
     for path in localize.write_maps(maps, config.skill, ctx.workdir / "localize"):
         ctx.log_artifact(path, "localize")
     placement = localize.lora_targets(model, maps[config.skill], [maps[n] for n in config.retain], k=config.target_heads)
-    ctx.log_params({"target": placement.describe()})
+    ctx.log_params({"target.placement": placement.describe()})
     return placement
 
 
