@@ -195,7 +195,9 @@ def fetch_bundle(kv: KernelVersion) -> Path:
     the artifact store was bad, a file changed on disk) is dropped and fetched again once; only
     when the store's own copy fails too is the bundle refused, naming the file.
     """
-    target = get_settings().cache_dir / "bundles" / kv.name / kv.version
+    # keyed by the run too: a store that was reset (or another store sharing KL_HOME) reuses
+    # version numbers, and a cached bundle of another store's v1 would point at a base it lacks
+    target = get_settings().cache_dir / "bundles" / kv.name / f"{kv.version}-{kv.run_id or 'no-run'}"
     for attempt in (1, 2):
         if not (target / "manifest.json").exists():
             _download(kv, target)
