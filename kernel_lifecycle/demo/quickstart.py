@@ -4,7 +4,8 @@
 2. the demo base model is built (or reused from its content-addressed cache);
 3. ``python-kernel`` v1 is distilled from it on python + cobol, gated, approved, promoted;
 4. the policy's upskill teaches SQL (v2), gated, approved, promoted;
-5. the policy's sunset deprecation of cobol runs *now* (v3), gated, approved, promoted;
+5. the policy's sunset deprecation of cobol runs *now* (v3) and is gated: promoted when its
+   gate passes, else it stays a candidate with the gate's reasons printed and v2 stays champion;
 6. the skill inventory of every version is printed side by side, with where the plots and the
    MLflow store are and the command that opens the UI.
 
@@ -25,6 +26,7 @@ DISTILL_SKILLS = ["python", "cobol"]
 @dataclass
 class QuickstartResult:
     versions: dict[str, str] = field(default_factory=dict)  # step -> version
+    promoted: dict[str, bool] = field(default_factory=dict)  # step -> its version became champion
     seconds: float = 0.0
     inventory: dict[str, dict[str, dict]] = field(default_factory=dict)
 
@@ -40,7 +42,9 @@ def _version_by_kind(kind: str) -> str | None:
     return None
 
 
-def _gate_and_promote(version: str, approver: str, step: str) -> None:
+def _gate_and_promote(version: str, approver: str, step: str, *, refusal_ends: bool = True) -> bool:
+    """Gate, approve and promote; a refused gate ends the quickstart (``refusal_ends``), or is
+    reported and the champion stays where it is. Returns whether the version is champion."""
     from kernel_lifecycle import promotion
     from kernel_lifecycle.db import repo
     from kernel_lifecycle.db.engine import session_scope
@@ -48,19 +52,26 @@ def _gate_and_promote(version: str, approver: str, step: str) -> None:
     with session_scope() as session:
         if repo.get_alias(session, kernel=KERNEL, alias="champion") == version:
             console.print(f"  v{version} is champion already")
-            return
+            return True
     gate = promotion.run_gate(KERNEL, version)
     failures = [r["message"] for r in gate["reasons"] if not r["passed"]]
     console.print(f"  gate v{version} vs champion {gate['champion'] or '(none)'}: [bold]{gate['status']}[/bold]")
     for message in failures:
         console.print(f"    [red]x[/red] {message}")
     if gate["status"] != "passed":
-        from kernel_lifecycle.errors import RefusedError
+        if refusal_ends:
+            from kernel_lifecycle.errors import RefusedError
 
-        raise RefusedError(f"quickstart: the gate refused v{version} after {step}; see the reasons above")
+            raise RefusedError(f"quickstart: the gate refused v{version} after {step}; see the reasons above")
+        console.print(
+            f"  [bold]v{version} stays a candidate: its gate refused it[/bold] (the reasons above); the champion "
+            f"stays v{gate['champion']}. This is the gate doing its job: `kernel-lifecycle gate {KERNEL} {version}` shows it again."
+        )
+        return False
     promotion.approve(KERNEL, version, approver=approver, note=f"quickstart: {step}")
     promotion.promote(KERNEL, version, actor=approver, reason=f"quickstart: {step}")
     console.print(f"  v{version} promoted to champion (approved and promoted by {approver})")
+    return True
 
 
 def run() -> QuickstartResult:
@@ -106,7 +117,8 @@ def run() -> QuickstartResult:
         else:
             console.print(f"  reusing v{version}")
         result.versions[kind] = version
-        _gate_and_promote(version, approver, kind)
+        # the deprecation's candidate may be refused (and say why); v1 and v2 are what it builds on
+        result.promoted[kind] = _gate_and_promote(version, approver, kind, refusal_ends=kind != "downskill")
     v1, v2, v3 = result.versions["distill"], result.versions["upskill"], result.versions["downskill"]
 
     console.rule("[bold]5. skill inventory of every version")
@@ -120,5 +132,7 @@ def run() -> QuickstartResult:
     console.print(f"  lifecycle DB:     {settings.db_url}")
     console.print("  open the UI:      kernel-lifecycle ui")
     console.print(f"  lineage:          kernel-lifecycle kernels lineage {KERNEL}@{v3}")
+    champion = v3 if result.promoted.get("downskill") else v2
+    console.print(f"  champion:         v{champion}" + ("" if champion == v3 else f" (v{v3} was refused by its gate: `kernel-lifecycle gate {KERNEL} {v3}`)"))
     console.print(f"  done in {result.seconds:.0f} s")
     return result
