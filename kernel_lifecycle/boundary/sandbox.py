@@ -23,13 +23,32 @@ processes that left the process group) and removes the work directory. The host 
 bounds the whole batch with a watchdog that kills bwrap's process group; ``--die-with-parent``
 and the PID namespace take everything inside down with it.
 
+``check`` jobs (``python_tests``) split a sample in two so that the test never shares a
+process with generated code (``sandbox_calls`` has the protocol):
+
+- the *candidate* (``prompt + completion``) runs in a process forked, and isolated as above
+  (its own uid, rlimits, directory), by a *zygote*: a fresh ``exec`` of this script started
+  once per batch that never holds a test, a nonce or another sample's source, so no ``gc``
+  walk or /proc/self/mem scan of the candidate can find them;
+- the *harness* (``prompt + test`` and ``check``) runs in one of a small pool of warm
+  harness processes forked from the runner, each with a uid of its own, so the candidate
+  cannot signal, ptrace or open the harness's fds or memory. Only trusted code runs there,
+  which is why reusing them across samples is sound, and cheap: per sample the only fork is
+  the zygote's, of a small process. A harness whose check hangs is killed at the deadline
+  with the candidate and replaced. The harness alone writes the verdict.
+
 ``KL_SANDBOX=none`` is the explicit, weaker mode for machines without bubblewrap: the same
 runner on the host with rlimits, a process group per program (killed with ``killpg``) and a
 temporary directory; no namespaces and no uid switch, so a program can read what the user
-can read, and RLIMIT_NPROC does not hold for root.
+can read, and RLIMIT_NPROC does not hold for root. There the candidate and the harness
+share a uid: the split still keeps the test out of the candidate's memory and the verdict
+channel out of its fds, but a candidate able to ptrace or signal processes of its own uid
+could reach the harness.
 
 Residual risks (bwrap mode): samples of one batch share the sandbox's loopback network and
 IPC namespace (not the host's), and a sample can see the others' command lines in /proc.
+``python`` jobs (``sql_exec``, whose only untrusted part is a query) still run program and
+harness in one process.
 """
 
 from __future__ import annotations
