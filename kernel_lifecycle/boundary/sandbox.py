@@ -464,9 +464,8 @@ class _Runner:
         nonce = os.urandom(16).hex().encode()
         harness = None
         if job["kind"] == "check":
-            harness = self.idle.pop() if self.idle else self._start_harness()
+            harness = self._send_check(index, uid, workdir, out_w, nonce)
             pid, pidfd, sig_r = harness.pid, harness.pidfd, harness.sig_r
-            self._send_check(index, harness, uid, workdir, out_w, nonce)
         else:
             sig_r, sig_w = os.pipe()
             pid = os.fork()
@@ -488,9 +487,9 @@ class _Runner:
         if harness is not None:
             self.sel.register(sig_r, selectors.EVENT_READ, ("verdict", run))
 
-    def _send_check(self, index: int, harness: _Harness, uid: int | None, workdir: str, out_w: int,
-                    nonce: bytes) -> None:
-        """Start the candidate (through the zygote) and hand the job to ``harness``."""
+    def _send_check(self, index: int, uid: int | None, workdir: str, out_w: int, nonce: bytes) -> _Harness:
+        """Start the candidate (through the zygote) and hand the job to an idle harness (a
+        new one if none is idle, or if the idle one turns out to have died)."""
         import socket
 
         job = self.jobs[index]
@@ -506,9 +505,16 @@ class _Runner:
         if sent:
             os.write(req_w, program)
         message = json.dumps([index, nonce.decode(), sent]).encode()
-        socket.send_fds(harness.sock, [message], [out_w, req_w, resp_r])
+        while True:
+            harness = self.idle.pop() if self.idle else self._start_harness()
+            try:
+                socket.send_fds(harness.sock, [message], [out_w, req_w, resp_r])
+                break
+            except OSError:
+                self._retire(harness)
         for fd in (req_r, req_w, resp_r, resp_w):
             os.close(fd)
+        return harness
 
     def read_output(self, run: _Running) -> None:
         while run.out_open:
