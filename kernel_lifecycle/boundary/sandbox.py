@@ -319,6 +319,24 @@ def _child(job: dict[str, Any], header: dict[str, Any], uid: int | None, workdir
     os._exit(125)
 
 
+_WARM_UP = """
+import math
+class Box:
+    def __init__(self, items):
+        self.items = list(items)
+def solve(xs, k=2):
+    seen = {x: i for i, x in enumerate(xs)}
+    out = sorted((x * k for x in xs if x % 2 == 0), key=lambda v: -v)
+    try:
+        out.append(max(seen) // len(xs))
+    except (ValueError, ZeroDivisionError):
+        pass
+    text = f"{len(out)}:{' '.join(map(str, out))}".upper().strip()
+    return Box(out).items, {c for c in text if c.isdigit()}, math.sqrt(abs(sum(out)) + 1.5)
+solve(list(range(20)))
+"""
+
+
 def _zygote_main(sock_fd: int) -> None:
     """Fork candidates for ``check`` jobs, from an interpreter that never saw a test.
 
@@ -331,6 +349,10 @@ def _zygote_main(sock_fd: int) -> None:
 
     calls = _load_calls()
     sock = socket.socket(fileno=sock_fd)
+    # warm the compiler, the evaluation loop and the codec once, here: a cold interpreter's
+    # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
+    exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
+    calls.decode(calls.encode([1, -2.5, "x", b"y", (None, True), {1: {2}}, frozenset(), 1j]))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)

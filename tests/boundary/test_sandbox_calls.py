@@ -102,3 +102,9 @@ def test_a_planned_call_after_a_failed_assert_is_never_waited_for() -> None:
                     test="def check(candidate):\n    assert candidate(0) == 1\n    assert candidate(1) == 0\n")
     verdict = get_scorer("python_tests", mode="bwrap").score([sample], timeout=2.0)[0]
     assert verdict.result == "failed: AssertionError"
+
+
+def test_a_message_that_calls_ends_the_plan_after_its_assert() -> None:
+    test = ("def check(candidate):\n    assert candidate(1) == 1, 'got ' + str(candidate(1))\n"
+            "    assert candidate(2) == 2\n")
+    assert calls.planned_calls(test, "", "f") == [calls.call_request([1], {})]
