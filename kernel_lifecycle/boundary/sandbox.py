@@ -353,6 +353,7 @@ def _zygote_main(sock_fd: int) -> None:
     # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
     exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
     calls.decode(calls.encode([1, -2.5, "x", b"y", (None, True), {1: {2}}, frozenset(), 1j]))
+    sock.send(b"ready")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
@@ -425,6 +426,9 @@ class _Runner:
         if any(job["kind"] == "check" for job in jobs):
             self.calls = _load_calls()
             self.zygote = self._start_zygote()
+            # jobs' deadlines start when they do: not while an interpreter starts up
+            if self.zygote.recv(16) != b"ready":
+                raise RuntimeError("the candidate zygote did not start")
 
     def _uid(self, n: int) -> int | None:
         """Job i's program (or candidate) runs as uid_base + i, harness k as uid_base + len(jobs) + k."""
