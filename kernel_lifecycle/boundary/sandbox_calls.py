@@ -26,6 +26,10 @@ In-process behaviour the split keeps:
 - exceptions: the candidate's exception comes back as its class name and nearest builtin
   base, and is raised in ``check`` as that builtin (or a subclass of it of the same name), so
   ``except ValueError`` in a test behaves as before;
+- call order and count: the calls ``check`` is certain to make first (leading asserts with
+  literal arguments, ``planned_calls``) go ahead as one plan the candidate answers in order,
+  each checked against the call actually made; a failing assert stops reading, so a later
+  planned call that never returns cannot turn "failed" into "timed out";
 - helper functions from the prompt that the test calls (``poly``, ``encode_cyclic``): the
   harness runs the prompt itself, and binds the entry point's name to the proxy too (tests
   like HumanEval/33 call the function by name).
