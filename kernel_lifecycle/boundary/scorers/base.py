@@ -13,7 +13,7 @@ from kernel_lifecycle.errors import KernelLifecycleError
 
 # bump when a scorer's program construction or verdict rules change: it goes into version()
 # and from there into the harness config hash, so reports scored differently never compare
-HARNESS_REVISION = "1"
+HARNESS_REVISION = "2"  # 2: python_tests runs check apart from the candidate (exact types)
 
 
 class SampleFormatError(KernelLifecycleError):
