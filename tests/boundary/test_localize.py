@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kernel_lifecycle.boundary import localize as loc
-from kernel_lifecycle.training.tiny import tiny_llama, toy_probes, toy_tokenizer
+from tests.tiny import tiny_llama, toy_probes, toy_tokenizer
 from tests.factories import make_bundle, make_tiny_base, write_tiny_skills
 
 

@@ -67,7 +67,7 @@ def test_orphaned_jobs_fail_with_reason(migrated_db: str) -> None:
     with session_scope() as session:
         failed = repo.fail_orphaned_jobs(session)
         assert [j.id for j in failed] == [job.id]
-        assert "died" in failed[0].error
+        assert "stopped (crash or kill)" in failed[0].error
 
 
 def test_compare_and_set_alias_has_one_winner(migrated_db: str) -> None:

@@ -58,7 +58,8 @@ def test_example_policy_validates_against_the_demo_skills():
     assert loaded.policy.kernel == "python-kernel"
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
     assert loaded.policy.retired("cobol").sunset > TODAY
-    assert set(loaded.policy.gate.required_checks) == {"truncation", "generalization", "scorer_parity", "contamination", "relearning"}
+    # generalization is reported but not required by the demo policy (the demo kernel does not generalize)
+    assert set(loaded.policy.gate.required_checks) == {"truncation", "scorer_parity", "contamination", "relearning"}
 
 
 def test_yaml_syntax_error_has_line_and_column(ctx):
