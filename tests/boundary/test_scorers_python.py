@@ -198,8 +198,9 @@ BY_DESIGN = [
      "def check(candidate):\n    assert candidate('aab') == {'a': 2, 'b': 1}\n", "failed: candidate returned Counter, not plain data"),
     ("    return (c for c in x)\n", "def check(candidate):\n    assert list(candidate('ab')) == ['a', 'b']\n",
      "failed: candidate returned generator, not plain data"),
-    ("    import numpy\n    return numpy.int64(len(x))\n", "def check(candidate):\n    assert candidate('ab') == 2\n",
-     "failed: candidate returned int64, not plain data"),
+    # (numpy scalars fail the same way, but numpy is not importable in every sandbox's Python)
+    ("    from decimal import Decimal\n    return Decimal(len(x))\n", "def check(candidate):\n    assert candidate('ab') == 2\n",
+     "failed: candidate returned Decimal, not plain data"),
 ]
 
 
@@ -207,6 +208,6 @@ def test_exact_types_change_these_verdicts_by_design() -> None:
     samples = [Sample(task_id=str(i), prompt="def f(x):\n", completion=c, test=t, entry_point="f")
                for i, (c, t, _) in enumerate(BY_DESIGN)]
     check = check_correctness()
-    assert all(check(s.model_dump(), s.completion, 5.0)["passed"] for s in samples[:2])
+    assert all(check(s.model_dump(), s.completion, 5.0)["passed"] for s in samples)
     ours = get_scorer("python_tests").score(samples, timeout=5.0)
     assert [v.result for v in ours] == [r for _, _, r in BY_DESIGN]
