@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
+from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, problem_scores
 from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, Gap, SkillMetrics
 from kernel_lifecycle.errors import RefusedError
 
@@ -53,10 +53,6 @@ class CheckSettings(BaseModel):
 MAX_NEAR_DUPLICATE_SHARE = 0.10  # the check fails when more of a split's probes are near-duplicates
 
 
-def _scores(metrics: SkillMetrics) -> dict[str, float]:
-    return {p.task_id: pass_at_k_one(p.n, p.c, metrics.k) for p in metrics.problems}
-
-
 def truncation_check(
     base: Mapping[str, SkillMetrics], doubled: Mapping[str, SkillMetrics], *, alpha: float, max_truncated_share: float
 ) -> CheckResult:
@@ -64,7 +60,7 @@ def truncation_check(
     numbers, parts, failed = {}, [], []
     for skill, metrics in base.items():
         second = doubled[skill]
-        before, after = _scores(metrics), _scores(second)
+        before, after = problem_scores(metrics), problem_scores(second)
         down = sum(1 for t, v in before.items() if after.get(t, v) < v)
         up = sum(1 for t, v in before.items() if after.get(t, v) > v)
         p = mcnemar_exact_p(down, up)  # an exact sign test when problems have several samples
@@ -89,8 +85,8 @@ def truncation_check(
 def generalization_gap(gate: SkillMetrics, fresh: SkillMetrics, *, seed: int = 0, confidence: float = 0.95) -> tuple[Gap, np.ndarray]:
     """Gate-split value minus fresh value, with a percentile interval from resampling the
     problems of each split independently (they are different problems: no pairing)."""
-    a = list(_scores(gate).values()) or [0.0]
-    b = list(_scores(fresh).values()) or [0.0]
+    a = list(problem_scores(gate).values()) or [0.0]
+    b = list(problem_scores(fresh).values()) or [0.0]
     diffs = bootstrap_means(a, seed=seed) - bootstrap_means(b, seed=seed + 1)
     tail = (1 - confidence) / 2
     gap = Gap(

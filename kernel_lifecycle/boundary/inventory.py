@@ -115,7 +115,7 @@ def inventory_rows(report: BoundaryReport) -> list[list[str]]:
 def family_rows(report: BoundaryReport) -> list[list[str]]:
     """The bidirectional boundary map, family by family: per skill and measured split, each
     family's problems and value (pass@k mean over its problems)."""
-    from kernel_lifecycle.boundary.metrics import pass_at_k_one
+    from kernel_lifecycle.boundary.metrics import problem_scores
 
     rows = []
     for name in sorted(report.skills):
@@ -123,8 +123,9 @@ def family_rows(report: BoundaryReport) -> list[list[str]]:
             if metrics is None or (split == "fresh" and metrics is report.skills[name]):
                 continue
             families: dict[str, list[float]] = {}
+            scores = problem_scores(metrics)
             for p in metrics.problems:
-                families.setdefault(p.family or "(unknown)", []).append(pass_at_k_one(p.n, p.c, metrics.k))
+                families.setdefault(p.family or "(unknown)", []).append(scores[p.task_id])
             for family, scores in sorted(families.items()):
                 rows.append([name, split, family, str(len(scores)), f"{100 * sum(scores) / len(scores):.1f}%"])
     return rows
@@ -136,17 +137,12 @@ def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, f
     Paired by task id when both measured the same problems (per-problem pass@k differences,
     bootstrap over problems); otherwise the two intervals must not overlap.
     """
-    from kernel_lifecycle.boundary.metrics import paired_difference, pass_at_k_one
+    from kernel_lifecycle.boundary.metrics import paired_difference, problem_scores
 
-    left = {p.task_id: p for p in a.problems}
-    right = {p.task_id: p for p in b.problems}
+    left, right = problem_scores(a), problem_scores(b)
     if left and left.keys() == right.keys() and a.k == b.k:
         ids = sorted(left)
-        diff, low, high = paired_difference(
-            [pass_at_k_one(left[t].n, left[t].c, a.k) for t in ids],
-            [pass_at_k_one(right[t].n, right[t].c, b.k) for t in ids],
-            seed=seed,
-        )
+        diff, low, high = paired_difference([left[t] for t in ids], [right[t] for t in ids], seed=seed)
         return diff, low, high, low > 0 or high < 0
     return b.value - a.value, float("nan"), float("nan"), a.ci_high < b.ci_low or b.ci_high < a.ci_low
 

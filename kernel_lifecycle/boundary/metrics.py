@@ -153,3 +153,8 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     from scipy.stats import binomtest
 
     return float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def problem_scores(metrics) -> dict[str, float]:  # noqa: ANN001 - report.SkillMetrics
+    """Each problem's score as the report's value averages it (pass@k of its samples), by task id."""
+    return {p.task_id: pass_at_k_one(p.n, p.c, metrics.k) for p in metrics.problems}
