@@ -55,6 +55,7 @@ from __future__ import annotations
 
 # at module level: every forked child uses these, and an import per fork would cost a dlopen
 import fcntl
+import gc
 import io
 import json
 import os
@@ -270,18 +271,21 @@ def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, w
         os.setgid(uid)
         os.setuid(uid)
     os.chdir(workdir)
-    env = {
-        "PATH": env_path,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-    }
-    os.environ.clear()
-    os.environ.update(env)
+    env = {**_base_env(env_path), "HOME": workdir, "TMPDIR": workdir}
+    # only what differs: a zygote set the rest once (``_zygote_main``), and every key
+    # written here is memory the child would otherwise copy from its parent
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
     return env
+
+
+def _base_env(env_path: str) -> dict[str, str]:
+    """Every sandboxed program's environment, but for HOME and TMPDIR (its work directory)."""
+    return {"PATH": env_path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _cpu_seconds(limits: dict[str, Any], timeout: float) -> int:
@@ -349,10 +353,23 @@ def _zygote_main(sock_fd: int) -> None:
 
     calls = _load_calls()
     sock = socket.socket(fileno=sock_fd)
+    # what every candidate's isolation would otherwise redo, done once: standard streams
+    # that write through to fds 0-2 (each child points those fds at its own pipes), the
+    # shared part of the environment, SIGPIPE's default action
+    quiet = os.open("/dev/null", os.O_RDWR)
+    os.dup2(quiet, 0)
+    os.dup2(quiet, 1)  # never the runner's result pipe, not even in the zygote
+    os.close(quiet)
+    _fresh_std_streams()
+    os.environ.clear()
+    os.environ.update(_base_env(os.environ.get("PATH", _SANDBOX_PATH)))
     # warm the compiler, the evaluation loop and the codec once, here: a cold interpreter's
     # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
     exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
     calls.decode(calls.encode([1, -2.5, "x", b"y", (None, True), {1: {2}}, frozenset(), 1j]))
+    # frozen: a candidate's garbage collections never walk (and so never copy) the pages of
+    # the objects it inherited; a candidate that thaws them only pays for it itself
+    gc.freeze()
     sock.send(b"ready")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     while True:
@@ -362,12 +379,10 @@ def _zygote_main(sock_fd: int) -> None:
         spec = json.loads(msg)
         pid = os.fork()
         if pid == 0:
-            try:
-                sock.close()
+            try:  # the zygote's socket goes with every other fd in _isolate's closerange
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _isolate(spec["limits"], _cpu_seconds(spec["limits"], spec["timeout"]), spec["uid"],
                          spec["workdir"], spec["path"], fds[0], fds[1:])
-                _fresh_std_streams()
                 calls.serve_candidate(3, 4)
                 os._exit(0)
             except BaseException:  # noqa: BLE001 - set-up failed or the candidate broke its loop
@@ -694,10 +709,17 @@ class _Runner:
                 self.finish(run, timed_out=True)
 
 
-def _alive_uids(uids: list[int]) -> set[int]:
-    """Which of ``uids`` run a live (non-zombie) process other than this one.
+_PF_EXITING = 0x4  # the kernel's per-task flag: the task is past the point of running user code
 
-    Inside the sandbox's PID namespace /proc lists only the sandbox's own processes."""
+
+def _alive_uids(uids: list[int]) -> set[int]:
+    """Which of ``uids`` still have a process that can run code, other than this one.
+
+    Dead: a zombie, or a single-threaded process already exiting (``PF_EXITING``: it can
+    never run user code again, and it would be gone by the time a sweep forked). A zombie
+    or exiting *leader* whose other threads live (a thread group whose main thread called
+    ``exit``) counts as alive. Inside the sandbox's PID namespace /proc lists only the
+    sandbox's own processes."""
     me = os.getpid()
     wanted = set(uids)
     alive: set[int] = set()
@@ -709,10 +731,11 @@ def _alive_uids(uids: list[int]) -> set[int]:
             if uid not in wanted or uid in alive:
                 continue
             with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            state, flags, threads = fields[0], int(fields[6]), int(fields[17])
+        except (OSError, IndexError, ValueError):
             continue
-        if state not in (b"Z", b"X"):
+        if threads > 1 or (state not in (b"Z", b"X") and not flags & _PF_EXITING):
             alive.add(uid)
     return alive
 
@@ -756,7 +779,26 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path, onerror=_retry)
 
 
+def _site_without_hooks() -> None:
+    """What ``site`` gives a program, minus the site directories' ``.pth`` hooks.
+
+    Sandbox interpreters start with ``-S``: a ``.pth`` file may run code at every start
+    (an installer's import hook, a certificate bundle that imports pathlib, zipfile and
+    tempfile), which costs each batch its start-up time and every forked candidate the
+    memory it leaves behind. Programs still see the interpreter's site-packages on
+    ``sys.path`` and the ``exit``/``quit``/``help`` builtins, as without ``-S``."""
+    import site
+
+    for path in site.getsitepackages():
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+
+
 def _runner_main() -> None:
+    _site_without_hooks()
     if sys.argv[1:] == ["--zygote"]:
         _zygote_main(3)
         return
@@ -775,10 +817,10 @@ def _runner_main() -> None:
 _SANDBOX_PATH = "/usr/bin:/bin"
 _RUNNER_IN_SANDBOX = "/kl/runner.py"
 _PROBE_CACHE: dict[str, str] = {}
-# no user site, no script directory on sys.path (3.11+); not -I: its -E would ignore the
-# PYTHONHASHSEED=0 we set so that verdicts of order-sensitive programs are reproducible (the
-# environment is built from scratch anyway)
-_PYTHON_FLAGS = ("-s", "-P") if sys.version_info >= (3, 11) else ("-s",)
+# no user site, no site hooks (``_site_without_hooks``), no script directory on sys.path
+# (3.11+); not -I: its -E would ignore the PYTHONHASHSEED=0 we set so that verdicts of
+# order-sensitive programs are reproducible (the environment is built from scratch anyway)
+_PYTHON_FLAGS = ("-s", "-S", "-P") if sys.version_info >= (3, 11) else ("-s", "-S")
 
 
 def _sandbox_error(message: str) -> Exception:
