@@ -188,10 +188,6 @@ class PairedDrop:
         return self.upper < tolerance
 
 
-def _score(result: ProblemResult, metric: str, k: int) -> float:
-    if metric == "pass_rate":
-        return pass_at_k(result.n, result.c, k)
-    return result.c / result.n if result.n else 0.0
 
 
 def paired_drop(candidate: SkillMetrics, champion: SkillMetrics, *, tolerance: float, alpha: float) -> PairedDrop | None:
@@ -202,11 +198,13 @@ def paired_drop(candidate: SkillMetrics, champion: SkillMetrics, *, tolerance: f
     if not ids:
         return None
     k = candidate.k
-    x = [_score(champ[i], champion.metric, k) for i in ids]
-    y = [_score(cand[i], candidate.metric, k) for i in ids]
+    # each problem scored as the report's value averages it (pass@k of its samples, for a
+    # compile rate too), so the gate's means are the reports' values on the paired problems
+    x = [pass_at_k(champ[i].n, champ[i].c, k) for i in ids]
+    y = [pass_at_k(cand[i].n, cand[i].c, k) for i in ids]
     n = len(ids)
     drop = (sum(x) - sum(y)) / n
-    binary = all(cand[i].n == 1 and champ[i].n == 1 for i in ids) and (k == 1 or candidate.metric != "pass_rate")
+    binary = all(cand[i].n == 1 and champ[i].n == 1 for i in ids)  # k is capped at n: 0/1 scores
     if binary:
         b = sum(1 for xi, yi in zip(x, y) if xi == 1.0 and yi == 0.0)
         c = sum(1 for xi, yi in zip(x, y) if xi == 0.0 and yi == 1.0)

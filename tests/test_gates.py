@@ -18,6 +18,7 @@ from kernel_lifecycle.gates import (
     decide,
     mcnemar_exact_p,
     needs_reevaluation,
+    paired_drop,
     pass_at_k,
     tango_upper,
     tango_z,
@@ -250,6 +251,19 @@ def test_several_samples_per_problem_use_the_clustered_bootstrap(policy):
     # deterministic: the bootstrap is seeded from the problem ids
     again = decide(report([skill("python", worse_rows), skill("sql", champ_rows), cobol], harness=harness), champion, pol)
     assert again.model_dump() == bad.model_dump()
+
+
+def test_paired_means_are_the_reports_values_for_a_compile_rate_too():
+    """pass@k per problem for every metric, as the report's value: with 4 samples and k=2 a
+    compile rate of c/n per problem would put the gate's means beside the reports' numbers."""
+    rows_a = [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]] * 10
+    rows_b = [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]] * 10
+    for metric in ("pass_rate", "compile_rate"):
+        a, b = skill("python", rows_a, metric=metric, k=2), skill("python", rows_b, metric=metric, k=2)
+        result = paired_drop(b, a, tolerance=0.1, alpha=0.05)
+        assert result is not None and result.method == "bootstrap"
+        assert result.champion == pytest.approx(a.value) and result.candidate == pytest.approx(b.value)
+        assert result.drop == pytest.approx(a.value - b.value)
 
 
 # ---- the statistics themselves -----------------------------------------------------------------
