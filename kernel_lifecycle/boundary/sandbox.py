@@ -17,9 +17,11 @@ each child, before any untrusted byte runs:
 - sees stdin as /dev/null and has stdout+stderr on a pipe whose capture is capped.
 
 A sample cannot signal, ptrace or read the runner (root) or the other samples (other uids).
-When a program ends or its wall-clock deadline passes, a helper forked with the sample's uid
-kills every process of that uid (``kill(-1, SIGKILL)`` until none is left, which also gets
-processes that left the process group) and removes the work directory. The host side
+When a program ends or its wall-clock deadline passes and any process of the sample's uid
+can still run (``_alive_uids``: not a zombie, not already exiting, or a zombie leader with
+live threads), a helper forked with that uid kills every process of it (``kill(-1,
+SIGKILL)`` until none is left, which also gets processes that left the process group); then
+the work directory goes. The host side
 bounds the whole batch with a watchdog that kills bwrap's process group; ``--die-with-parent``
 and the PID namespace take everything inside down with it.
 
