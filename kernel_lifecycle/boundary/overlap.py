@@ -3,9 +3,14 @@
 A probe is reduced to a *shape*: its code's token sequence with every user identifier replaced
 by a placeholder numbered in order of first appearance (so a consistent renaming gives the same
 shape), every number by ``NUM``, every string literal by ``STR``, comments and layout dropped.
-Keywords stay, and so do python's builtins and attribute names (``max``, ``.count``): they
-are the problem, not its naming. Python is read by its own tokenizer; SQL and COBOL by a small
-lexer and their keyword sets, case-insensitively as their compilers read them.
+Keywords stay, and so do python's builtins and library attribute names (``max``, ``.count``):
+they are the problem, not its naming. What the code binds itself is naming whatever its
+spelling: a parameter ``list``, a loop variable ``_``, a method of its own class, an
+attribute it sets (numbered apart from plain names), and in SQL a column called ``total`` or
+``count`` (function keywords are keywords only when called). Python that parses is read as
+``ast.unparse`` writes it (no layout, quoting or redundant parentheses left), then by its own
+tokenizer; SQL and COBOL by a small lexer and their keyword sets, case-insensitively as their
+compilers read them.
 
 Two probes with the same shape are the same problem up to names, constants and formatting: a
 held-out probe with the shape of a train probe is a near-duplicate of it. The shape is taken
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 # scorer -> language of the probes it judges; anything else is read by the generic lexer
 LANGUAGES = {"python_tests": "python", "sql_exec": "sql", "cobol_compile": "cobol"}
 
+_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
 _PY_KEEP = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
 SQL_KEYWORDS = frozenset("""
@@ -39,6 +45,10 @@ END EXCEPT EXISTS FROM FULL GLOB GROUP HAVING IFNULL IN INNER INSERT INTEGER INT
 LEFT LENGTH LIKE LIMIT LOWER MAX MIN NOT NULL NUMERIC OFFSET ON OR ORDER OUTER REAL REPLACE RIGHT
 ROUND SELECT SET SUBSTR SUM TABLE TEXT THEN TOTAL TRIM UNION UPDATE UPPER USING VALUES WHEN WHERE WITH
 """.split())
+
+# SQL_KEYWORDS that are functions: keywords when called, names otherwise
+SQL_FUNCTIONS = frozenset("ABS AVG CAST COALESCE COUNT IFNULL LENGTH LOWER MAX MIN REPLACE ROUND SUBSTR SUM TOTAL "
+                          "TRIM UPPER".split())
 
 COBOL_KEYWORDS = frozenset("""
 ACCEPT ADD ADVANCING AFTER ALL ALSO ALPHABETIC AND ANY ARE AREA AS ASCENDING AT AUTHOR BEFORE BINARY
@@ -77,22 +87,81 @@ _COBOL_TOKEN = re.compile(r"""
 class _Names:
     """Placeholders for identifiers, numbered in order of first appearance."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "V") -> None:
+        self.prefix = prefix
         self.seen: dict[str, str] = {}
 
     def __call__(self, name: str) -> str:
-        return self.seen.setdefault(name, f"V{len(self.seen)}")
+        return self.seen.setdefault(name, f"{self.prefix}{len(self.seen)}")
+
+
+def _python_bound(tree) -> tuple[set[str], set[str]]:  # noqa: ANN001 - an ast.Module
+    """The names and the attribute names the code itself binds: its own naming.
+
+    A parameter called ``list`` or ``input``, a loop variable ``_``, a variable ``match``, a
+    method ``area`` of its own class or an attribute ``self.total`` are names the author
+    chose, and a renamed copy may call them anything: they are placeholders like any other
+    name, even where a builtin, soft keyword or library method has the same spelling."""
+    import ast
+
+    names: set[str] = set()
+    attributes: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            if isinstance(node, ast.ClassDef):  # methods and class attributes are attributes
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        attributes.add(item.name)
+                    elif isinstance(item, (ast.Assign, ast.AnnAssign)):
+                        targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+                        attributes |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            attributes.add(node.attr)
+    return names - set(keyword.kwlist), attributes
 
 
 def _python_shape(text: str) -> tuple[str, ...]:
-    names, out = _Names(), []
+    """Code that parses is read as ``ast.unparse`` writes it: one layout, one quoting, no
+    comments, no redundant parentheses (formatting of any kind is gone); code that does not
+    (a truncated generation) is read as written, builtins and attributes kept as spelled."""
+    import ast
+
+    bound: set[str] = set()
+    bound_attributes: set[str] = set()
+    try:
+        tree = ast.parse(text)
+        text = ast.unparse(tree)
+        bound, bound_attributes = _python_bound(tree)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    # attributes are numbered apart: a copy may rename ``total`` and keep ``self.total``
+    names, attribute_names, out = _Names(), _Names("A"), []
     skip = {tokenize.ENCODING, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER}
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if tok.type in skip:
             continue
+        if tok.type == _FSTRING_MIDDLE:  # 3.12+ splits f-strings: their text is a literal
+            out.append("STR")
+            continue
         if tok.type == tokenize.NAME:
-            attribute = bool(out) and out[-1] == "."
-            out.append(tok.string if attribute or tok.string in _PY_KEEP else names(tok.string))
+            word = tok.string
+            if bool(out) and out[-1] == ".":  # an attribute: the code's own, or an API's
+                out.append(attribute_names(word) if word in bound_attributes else word)
+            else:
+                out.append(word if word in _PY_KEEP and word not in bound else names(word))
         elif tok.type == tokenize.NUMBER:
             out.append("NUM")
         elif tok.type == tokenize.STRING:
@@ -107,12 +176,15 @@ def _python_shape(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _lexed_shape(text: str, pattern: re.Pattern[str], keywords: frozenset[str]) -> tuple[str, ...]:
+def _lexed_shape(text: str, pattern: re.Pattern[str], keywords: frozenset[str],
+                 functions: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """``functions``: keywords that are keywords only when called (``COUNT(``); elsewhere the
+    word names something (a column called ``total`` or ``count``), and a copy may rename it."""
     names, out = _Names(), []
-    for match in pattern.finditer(text):
-        kind, value = match.lastgroup, match.group()
-        if kind == "comment":
-            continue
+    tokens = [(m.lastgroup, m.group()) for m in pattern.finditer(text) if m.lastgroup != "comment"]
+    for i, (kind, value) in enumerate(tokens):
+        if kind == "word" and value.upper() in functions and tokens[i + 1:i + 2] != [("op", "(")]:
+            kind = "quoted"  # a name spelled like a function
         if kind == "string":
             out.append("STR")
         elif kind == "number":
@@ -137,7 +209,9 @@ def shape(text: str, language: str) -> tuple[str, ...]:
             pass  # not python after all (or truncated): read it by the generic lexer
     if language == "cobol":
         return _lexed_shape(text, _COBOL_TOKEN, COBOL_KEYWORDS)
-    return _lexed_shape(text, _SQL_TOKEN, SQL_KEYWORDS if language == "sql" else frozenset())
+    if language == "sql":
+        return _lexed_shape(text, _SQL_TOKEN, SQL_KEYWORDS, SQL_FUNCTIONS)
+    return _lexed_shape(text, _SQL_TOKEN, frozenset())
 
 
 def language_of(scorer: str) -> str:

@@ -129,14 +129,109 @@ def test_renamed_renumbered_reformatted_copies_planted_in_fresh_are_caught(skill
 def test_consistent_renaming_in_python_is_the_same_shape_but_a_different_operator_is_not() -> None:
     a = 'def add_7(x):\n    """Return x plus 7."""\n    return x + 7\n'
     renamed = 'def increment(value):\n    """Add seven."""\n\n    return (value\n            + 12)  # more\n'
-    assert shape(a, "python") != shape(renamed, "python")  # the parentheses are structure, not layout
-    assert shape(a, "python") == shape(renamed.replace("(value\n            + 12)", "value+12"), "python")
+    # redundant parentheses are layout (the same syntax tree); needed ones are structure
+    assert shape(a, "python") == shape(renamed, "python")
+    assert shape("def f(a, b, c):\n    return (a + b) * c\n", "python") != shape(
+        "def f(a, b, c):\n    return a + b * c\n", "python")
     assert shape(a, "python") != shape(a.replace("x + 7", "x - 7"), "python")
     # inconsistent renaming is a different problem: x + x is not x + y
     assert shape("def f(x, y):\n    return x + x\n", "python") != shape("def f(x, y):\n    return x + y\n", "python")
     # builtins and methods are the problem, not its naming
     assert shape("def f(xs):\n    return max(xs)\n", "python") != shape("def f(xs):\n    return min(xs)\n", "python")
     assert shape("def f(xs):\n    return xs.count(1)\n", "python") != shape("def f(xs):\n    return xs.index(1)\n", "python")
+
+
+class _RenameBound(ast.NodeTransformer):
+    """A renamer the detector did not choose: every name the code binds (parameters,
+    variables, loop targets, functions, classes, methods, attributes it sets) gets a new name,
+    builtin-shadowing ones (``list``, ``input``, ``_``, ``match``) included; the result is
+    written back by ``ast.unparse`` (its own layout and quoting)."""
+
+    def __init__(self, bound: set[str], attributes: set[str]) -> None:
+        self.new = {name: next(NEW_NAMES) for name in sorted(bound | attributes)}
+        self.attributes = attributes
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        node.id = self.new.get(node.id, node.id)
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.arg = self.new.get(node.arg, node.arg)
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        node.name = self.new.get(node.name, node.name)
+        return self.generic_visit(node)
+
+    visit_ClassDef = visit_FunctionDef
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.Attribute:
+        if node.attr in self.attributes:
+            node.attr = self.new[node.attr]
+        return self.generic_visit(node)
+
+
+def _renamed_everywhere(text: str, *, keep_attributes: bool = False) -> str:
+    tree = ast.parse(text)
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    bound |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    methods = {f.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for f in c.body
+               if isinstance(f, ast.FunctionDef)}
+    attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)}
+    if keep_attributes:  # methods and attributes keep their names, everything else is renamed
+        bound -= methods
+        attributes = set()
+    else:
+        attributes |= methods
+    return ast.unparse(_RenameBound(bound, attributes).visit(tree))
+
+
+SHADOWING = '''class Shape:
+    def __init__(self, list, total):
+        self.total = total
+        self.items = [x for x in list]
+
+    def area(self, input=2):
+        match = None
+        for _ in range(input):
+            match = sum(self.items) * self.total
+        return match
+
+
+def measure(id, type="a"):
+    """How big."""
+    return Shape(id, len(type)).area()
+'''
+
+
+def test_renamings_it_did_not_choose_are_caught_builtin_shadowing_names_included() -> None:
+    """Copies made by an AST renamer written here (not the detector's own rules): every bound
+    name renamed, builtin-shadowing and soft-keyword names too, methods and attributes renamed
+    or kept, written back in another layout."""
+    original = shape(SHADOWING, "python")
+    assert shape(_renamed_everywhere(SHADOWING), "python") == original
+    assert shape(_renamed_everywhere(SHADOWING, keep_attributes=True), "python") == original
+    assert "list" not in _renamed_everywhere(SHADOWING) and "input" not in _renamed_everywhere(SHADOWING)
+    # a builtin that is *used* (not bound) is still the problem: sum is not max
+    assert shape(SHADOWING.replace("sum(self", "max(self"), "python") != original
+    # the same renamer over HumanEval and the shipped train probes: every copy caught as itself
+    texts = [(p["task_id"], p["prompt"] + p["canonical_solution"]) for p in _human_eval(164)]
+    texts += [(p.task_id, p.prompt + p.canonical_solution) for p in demo_skills(DEMO_SKILLS_DIR)["python"].probes("train")]
+    copies = [(task_id, _renamed_everywhere(text)) for task_id, text in texts]
+    found = near_duplicates(texts, copies, "python")
+    missed = [task_id for task_id, _ in copies if task_id not in found]
+    assert not missed, missed[:5]
+    assert all(shape(dict(texts)[found[t]], "python") == shape(dict(texts)[t], "python") for t in found)
+
+
+def test_sql_names_spelled_like_functions_are_names() -> None:
+    """A column called ``total`` or ``count`` is a name a copy may rename; COUNT( is a function."""
+    q = "SELECT name, total FROM orders WHERE total > 10 ORDER BY total DESC;"
+    assert shape(q, "sql") == shape("SELECT title, amount FROM sales WHERE amount > 3 ORDER BY amount DESC;", "sql")
+    assert shape("SELECT count FROM t;", "sql") == shape("SELECT hits FROM t;", "sql")
+    assert shape("SELECT COUNT(*) FROM t;", "sql") != shape("SELECT SUM(*) FROM t;", "sql")
+    assert shape("SELECT COUNT(a) FROM t;", "sql") != shape("SELECT hits(a) FROM t;", "sql")
 
 
 def test_sql_and_cobol_shapes_ignore_case_comments_and_layout() -> None:
