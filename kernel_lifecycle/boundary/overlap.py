@@ -190,14 +190,21 @@ def _lexed_shape(text: str, pattern: re.Pattern[str], keywords: frozenset[str],
         elif kind == "number":
             out.append("NUM")
         elif kind == "pic":
-            # the picture string's kind (9, X, S9V9...) is structure; its lengths are constants
-            out += ["PIC", re.sub(r"\d+", "N", value.split()[-1].upper())]
+            out += ["PIC", _picture(value.split()[-1])]
         elif kind in ("word", "quoted"):
             word = value.upper()
             out.append(word if kind == "word" and word in keywords else names(word.strip("\"`[]")))
         else:
             out.append(value)
     return tuple(out)
+
+
+def _picture(picture: str) -> str:
+    """A COBOL picture's kind, its lengths being constants: ``9(4)``, ``9999`` and ``9`` are
+    all ``9(N)``; ``S9(3)V99`` and ``S999V9(2)`` are ``S(N)9(N)V(N)9(N)``. Outside a repeat
+    count a digit is a digit position (a renumbered copy may have turned ``9`` into ``28``)."""
+    positions = re.sub(r"\d", "9", re.sub(r"\(\d+\)", "", picture.upper()))
+    return re.sub(r"(.)\1*", lambda m: m.group(1) + "(N)", positions)
 
 
 def shape(text: str, language: str) -> tuple[str, ...]:

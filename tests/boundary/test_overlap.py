@@ -245,6 +245,8 @@ def test_sql_and_cobol_shapes_ignore_case_comments_and_layout() -> None:
     assert shape(cobol, "cobol") == shape("*> comment\n" + other, "cobol")
     assert shape(cobol, "cobol") != shape(cobol.replace("ADD 3 TO", "SUBTRACT 3 FROM"), "cobol")
     assert shape(cobol, "cobol") != shape(cobol.replace("PIC 9(4)", "PIC X(4)"), "cobol")
+    # a picture's repeat count written out is the same picture
+    assert shape(cobol, "cobol") == shape(cobol.replace("PIC 9(4)", "PIC 99999"), "cobol")
 
 
 def _human_eval(n: int) -> list[dict]:
