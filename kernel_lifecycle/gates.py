@@ -65,7 +65,7 @@ from statistics import NormalDist
 from pydantic import BaseModel, Field
 
 from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
-from kernel_lifecycle.boundary.report import BoundaryReport, ProblemResult, SkillMetrics
+from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
 
 BOOTSTRAP_RESAMPLES = 4000

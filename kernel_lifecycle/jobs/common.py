@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
+from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill, skills_named
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs.config import Thresholds

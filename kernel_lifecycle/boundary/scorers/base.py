@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from kernel_lifecycle.boundary.sandbox import Limits, Outcome
+from kernel_lifecycle.boundary.sandbox import Job, Limits, Outcome, run_batch
 from kernel_lifecycle.errors import KernelLifecycleError
 
 # bump when a scorer's program construction or verdict rules change: it goes into version()
@@ -61,6 +62,16 @@ class Scorer(ABC):
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         ...
 
+    def _run_code(self, samples: list[Sample], jobs: dict[int, Job], judge: Callable[[Sample, Outcome], Verdict],
+                  workers: int) -> list[Verdict]:
+        """Run ``jobs`` (sample index -> its program) in the sandbox and ``judge`` each outcome;
+        a sample without a job held no code and gets the "no code" verdict."""
+        outcomes = dict(zip(jobs, run_batch(list(jobs.values()), workers=workers, limits=self.limits,
+                                            mode=self.mode)))
+        return [judge(sample, outcomes[i]) if i in outcomes
+                else Verdict(task_id=sample.task_id, passed=False, result="no code", no_code=True)
+                for i, sample in enumerate(samples)]
+
     def _limits_text(self) -> str:
         from kernel_lifecycle.boundary.sandbox import resolve_mode
 
@@ -70,8 +81,8 @@ class Scorer(ABC):
                 f"fsize={lim.file_bytes} nofile={lim.open_files}")
 
 
-def describe_no_verdict(outcome: Outcome) -> str:
-    """A failure line for a program that ended without the harness's signal."""
+def why_no_verdict(outcome: Outcome) -> str:
+    """Why a program ended without a verdict: the signal that killed it, or its exit status."""
     import signal
 
     if outcome.term_signal is not None:
@@ -79,8 +90,8 @@ def describe_no_verdict(outcome: Outcome) -> str:
             name = signal.Signals(outcome.term_signal).name
         except ValueError:
             name = f"signal {outcome.term_signal}"
-        return f"failed: killed by {name}"
-    return f"failed: exited without a verdict (status {outcome.exit_code})"
+        return f"killed by {name}"
+    return f"exited without a verdict (status {outcome.exit_code})"
 
 
 def result_of(outcome: Outcome) -> str:
@@ -90,7 +101,7 @@ def result_of(outcome: Outcome) -> str:
         return "timed out"
     if outcome.signal is not None:
         return outcome.signal
-    return describe_no_verdict(outcome)
+    return "failed: " + why_no_verdict(outcome)
 
 
 def read_samples(path: Path) -> list[Sample]:

@@ -22,7 +22,7 @@ from kernel_lifecycle.boundary.scorers.base import (
     Sample,
     Scorer,
     Verdict,
-    describe_no_verdict,
+    why_no_verdict,
 )
 from kernel_lifecycle.errors import ConfigurationError
 
@@ -96,16 +96,8 @@ class CobolCompileScorer(Scorer):
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         timeout = self.default_timeout if timeout is None else timeout
         self.positive_control()
-        todo = [i for i, s in enumerate(samples) if looks_like_cobol(s.completion)]
-        outcomes = dict(zip(todo, run_batch([self._job(samples[i].completion, timeout) for i in todo],
-                                            workers=workers, limits=self.limits, mode=self.mode)))
-        verdicts = []
-        for i, sample in enumerate(samples):
-            if i not in outcomes:
-                verdicts.append(Verdict(task_id=sample.task_id, passed=False, result="no code", no_code=True))
-                continue
-            verdicts.append(self._verdict(sample, outcomes[i]))
-        return verdicts
+        jobs = {i: self._job(s.completion, timeout) for i, s in enumerate(samples) if looks_like_cobol(s.completion)}
+        return self._run_code(samples, jobs, self._verdict, workers)
 
     @staticmethod
     def _verdict(sample: Sample, outcome: Outcome) -> Verdict:
@@ -115,6 +107,6 @@ class CobolCompileScorer(Scorer):
             return Verdict(task_id=sample.task_id, passed=True, result="compiled")
         if outcome.exit_code is None:  # killed (a resource limit), not a compiler's answer
             return Verdict(task_id=sample.task_id, passed=False,
-                           result="did not compile: " + describe_no_verdict(outcome).removeprefix("failed: "))
+                           result="did not compile: " + why_no_verdict(outcome))
         line = first_error_line(outcome.output) or f"cobc exit status {outcome.exit_code}"
         return Verdict(task_id=sample.task_id, passed=False, result=f"did not compile: {line}")

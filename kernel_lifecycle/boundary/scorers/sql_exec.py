@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from kernel_lifecycle.boundary.sandbox import Job, run_batch
+from kernel_lifecycle.boundary.sandbox import Job, Outcome
 from kernel_lifecycle.boundary.scorers.base import (
     HARNESS_REVISION,
     Sample,
@@ -72,20 +72,15 @@ class SqlExecScorer(Scorer):
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         timeout = self.default_timeout if timeout is None else timeout
         specs = [parse_test(s) for s in samples]  # all or nothing: a bad spec is a data error
-        todo = [i for i, s in enumerate(samples) if s.completion.strip()]
-        jobs = []
-        for i in todo:
-            fixture, expected, ordered = specs[i]
-            source = _PROGRAM.format(fixture=fixture, query=samples[i].completion, expected=expected,
-                                     ordered=ordered)
-            jobs.append(Job("python", timeout, source=source))
-        outcomes = dict(zip(todo, run_batch(jobs, workers=workers, limits=self.limits, mode=self.mode)))
-        verdicts = []
+        jobs = {}
         for i, sample in enumerate(samples):
-            outcome = outcomes.get(i)
-            if outcome is None:
-                verdicts.append(Verdict(task_id=sample.task_id, passed=False, result="no code", no_code=True))
-                continue
-            result = result_of(outcome)
-            verdicts.append(Verdict(task_id=sample.task_id, passed=result == "passed", result=result))
-        return verdicts
+            if sample.completion.strip():
+                fixture, expected, ordered = specs[i]
+                source = _PROGRAM.format(fixture=fixture, query=sample.completion, expected=expected, ordered=ordered)
+                jobs[i] = Job("python", timeout, source=source)
+        return self._run_code(samples, jobs, _verdict, workers)
+
+
+def _verdict(sample: Sample, outcome: Outcome) -> Verdict:
+    result = result_of(outcome)
+    return Verdict(task_id=sample.task_id, passed=result == "passed", result=result)
