@@ -7,9 +7,12 @@ project's own step loop on ``prompt + solution + eos`` of every train split plus
 pretrained model knows more than any job shows a kernel, and that is what ``fresh`` then asks
 about: does a kernel keep (or lose) what its jobs never showed it. Its skills are measured on
 every measured split (dev, test, fresh, relearn) with the real scorers (greedy, 160 new tokens). The result is
-deterministic from the seed and cached by content hash under ``KL_HOME/cache/base/<hash>/``
-(hash of the config, the seed, the skills' data digests and ``BUILDER_VERSION``), so the
-quickstart and the tests build it once. A build is written to a temporary directory and renamed
+deterministic from the seed on one machine and library set, and cached by content hash under
+``KL_HOME/cache/base/<hash>/`` (hash of the config, the seed, the skills' data digests,
+``BUILDER_VERSION`` and ``build_environment()``), so the quickstart and the tests build it
+once. Across machines the weights are not bit-identical: torch picks its float kernels by the
+CPU (AVX2, AVX512...), and tokenizers, transformers and torch releases change training in small
+ways that 1,800 steps amplify; a cache entry is never reused across those. A build is written to a temporary directory and renamed
 into place: a crash never leaves a half cache entry.
 """
 
@@ -81,9 +84,21 @@ def _skills(skills_dir: Path | None):
     return [skills[name] for name in SKILL_NAMES]
 
 
+def build_environment() -> dict[str, str]:
+    """What besides the config and data decides the weights: the libraries that train the
+    tokenizer and the model, and the CPU kernels torch runs them with."""
+    from importlib.metadata import version
+
+    import torch
+
+    return {"torch": torch.__version__, "transformers": version("transformers"), "tokenizers": version("tokenizers"),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def cache_key(config: BaseConfig, skills) -> str:  # noqa: ANN001
     payload = {
         "builder": BUILDER_VERSION,
+        "environment": build_environment(),
         "config": dataclasses.asdict(config),
         "data": {s.name: {split: s.digest(split) for split in ("train", *EVAL_SPLITS)} | {"pretrain": _pretrain_digest(s)}
                  for s in skills},
@@ -206,6 +221,7 @@ def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | 
     tokenizer.save_pretrained(staging)
     return {
         "builder": BUILDER_VERSION,
+        "environment": build_environment(),
         "config": dataclasses.asdict(config),
         "data_digests": {s.name: s.digest("train") for s in skills},
         "pretrain_probes": {name: len(probes) for name, probes in corpus.items()},

@@ -62,3 +62,17 @@ def test_a_different_config_is_a_different_cache_entry(home: Path) -> None:
     assert cache_key(TINY, skills) == cache_key(BaseConfig(**vars(TINY)), skills)
     assert cache_key(TINY, skills) != cache_key(BaseConfig(**{**vars(TINY), "steps": 4}), skills)
     assert cache_key(TINY, skills) != cache_key(BaseConfig(**{**vars(TINY), "seed": 1}), skills)
+
+
+def test_other_libraries_or_cpu_kernels_are_a_different_cache_entry(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same config on another CPU or library set trains other weights: never reuse them."""
+    from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
+    from kernel_lifecycle.models import demo_base
+
+    skills = list(demo_skills(DEMO_SKILLS_DIR).values())
+    here = demo_base.build_environment()
+    assert set(here) == {"torch", "transformers", "tokenizers", "cpu_capability"}
+    key = demo_base.cache_key(TINY, skills)
+    for name in here:
+        monkeypatch.setattr(demo_base, "build_environment", lambda name=name: {**here, name: "other"})
+        assert demo_base.cache_key(TINY, skills) != key, name
