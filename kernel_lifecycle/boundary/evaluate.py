@@ -14,6 +14,7 @@ from functools import lru_cache
 from kernel_lifecycle.boundary import checks
 from kernel_lifecycle.boundary.generation import Generation, generate
 from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
+from kernel_lifecycle.boundary.overlap import probe_text
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
 from kernel_lifecycle.boundary.skills import Probe, Skill
 
@@ -227,8 +228,8 @@ def evaluate_kernel(
         # fresh alone claims new problems; dev, test and relearn are in-family (new names) by design
         report_checks.append(
             checks.contamination_check(
-                [p.prompt + p.canonical_solution for probes in training_probes.values() for p in probes],
-                {n: [p.prompt + p.canonical_solution for p in s.probes("fresh")] for n, s in skills.items()},
+                [probe_text(p) for probes in training_probes.values() for p in probes],
+                {n: [probe_text(p) for p in s.probes("fresh")] for n, s in skills.items()},
                 languages={n: s.scorer for n, s in skills.items()},
                 max_share=settings.contamination_max_share,
             )
