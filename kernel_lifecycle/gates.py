@@ -188,8 +188,6 @@ class PairedDrop:
         return self.upper < tolerance
 
 
-
-
 def paired_drop(candidate: SkillMetrics, champion: SkillMetrics, *, tolerance: float, alpha: float) -> PairedDrop | None:
     """Compare per problem (paired by task_id); None when no problem appears in both."""
     cand = {p.task_id: p for p in candidate.problems}

@@ -364,8 +364,9 @@ def _zygote_main(sock_fd: int, report_pids: bool) -> None:
     os.dup2(quiet, 1)  # never the runner's result pipe, not even in the zygote
     os.close(quiet)
     _fresh_std_streams()
+    path = os.environ.get("PATH", _SANDBOX_PATH)
     os.environ.clear()
-    os.environ.update(_base_env(os.environ.get("PATH", _SANDBOX_PATH)))
+    os.environ.update(_base_env(path))
     # warm the compiler, the evaluation loop and the codec once, here: a cold interpreter's
     # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
     exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
@@ -488,6 +489,9 @@ class _Runner:
                 _isolate(self.header["limits"], None, uid, workdir, self.header["env"]["PATH"], quiet,
                          [theirs.fileno(), sig_w])
                 _fresh_std_streams()
+                # a candidate that closes its request pipe must not kill the harness with
+                # SIGPIPE: the write fails instead, and that is "ended without answering"
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
                 _harness_main(self.calls, self.jobs, 3, 4)
             finally:
                 os._exit(125)

@@ -208,3 +208,16 @@ def test_a_zombie_leader_with_a_live_thread_is_swept() -> None:
                                   workers=1, mode="bwrap")
     assert hostile.signal == "failed: candidate ended without answering", hostile
     assert observer.signal == "passed" and observer.output.strip() == "False", observer
+
+
+def test_a_candidate_closing_its_request_pipe_fails_itself_without_killing_the_harness() -> None:
+    """The harness writes calls into the candidate's request pipe; a candidate that closed it
+    makes that write fail (SIGPIPE is ignored in the harness): "ended without answering"."""
+    prompt = "def same(x):\n"
+    closer = Sample(task_id="closer", prompt=prompt, entry_point="same",
+                    completion="    return x\nimport os\nos.close(3)\n",
+                    test="def check(candidate):\n    import time\n    time.sleep(0.3)\n    assert candidate(1) == 1\n")
+    normal = Sample(task_id="ok", prompt=prompt, completion="    return x\n", entry_point="same",
+                    test="def check(candidate):\n    assert candidate(1) == 1\n")
+    verdicts = get_scorer("python_tests", mode="bwrap").score([closer, normal], workers=1, timeout=5.0)
+    assert [v.result for v in verdicts] == ["failed: candidate ended without answering", "passed"]
