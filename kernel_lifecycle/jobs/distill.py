@@ -127,12 +127,12 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
             max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
         )
 
-        result = train(
-            student, stream, loss_fn=kd_loss(teacher, spec.temperature, spec.kl_weight), steps=spec.steps,
-            lr=spec.lr, seed=spec.seed, checkpoint_every=spec.eval_every, on_checkpoint=curves,
-            on_step=lambda step, loss, stats: ctx.log_metric("train.loss", loss, step=step),
-            progress=bar,
-        )
+        with ctx.step_metric("train.loss") as on_step:
+            result = train(
+                student, stream, loss_fn=kd_loss(teacher, spec.temperature, spec.kl_weight), steps=spec.steps,
+                lr=spec.lr, seed=spec.seed, checkpoint_every=spec.eval_every, on_checkpoint=curves,
+                on_step=on_step, progress=bar,
+            )
         ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
         del teacher
         curves.plot(ctx, retired=[], retained=list(skills), thresholds=spec.thresholds, chosen_step=spec.steps,

@@ -69,17 +69,18 @@ def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, pro
         )
         curves(0, model)  # step 0: where the kernel starts (a fresh LoRA adapter is a no-op, B = 0)
         before = starting_point(model, tokenizer, spec, job.parent_kv, all_skills[spec.skill])
-        result = method.run(
-            model,
-            paired_batches(forget_batches, retain_batches if method.needs_retain else None),
-            steps=spec.steps,
-            lr=spec.lr,
-            seed=spec.seed,
-            checkpoint_every=spec.eval_every,
-            on_checkpoint=curves,
-            on_step=lambda step, loss, stats: ctx.log_metric("train.loss", loss, step=step),
-            progress=bar,
-        )
+        with ctx.step_metric("train.loss") as on_step:
+            result = method.run(
+                model,
+                paired_batches(forget_batches, retain_batches if method.needs_retain else None),
+                steps=spec.steps,
+                lr=spec.lr,
+                seed=spec.seed,
+                checkpoint_every=spec.eval_every,
+                on_checkpoint=curves,
+                on_step=on_step,
+                progress=bar,
+            )
         ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
 
         chosen = choose_boundary(curves, spec)

@@ -35,12 +35,11 @@ def run(spec: UpskillConfig, *, actor: str, trigger_id: str | None = None, progr
             max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
         )
         curves(0, model)
-        result = train(
-            model, stream, loss_fn=ce_loss, steps=spec.steps, lr=spec.lr, seed=spec.seed,
-            checkpoint_every=spec.eval_every, on_checkpoint=curves,
-            on_step=lambda step, loss, stats: ctx.log_metric("train.loss", loss, step=step),
-            progress=job.bar,
-        )
+        with ctx.step_metric("train.loss") as on_step:
+            result = train(
+                model, stream, loss_fn=ce_loss, steps=spec.steps, lr=spec.lr, seed=spec.seed,
+                checkpoint_every=spec.eval_every, on_checkpoint=curves, on_step=on_step, progress=job.bar,
+            )
         ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
         curves.plot(ctx, retired=[], retained=list(all_skills), thresholds=spec.thresholds, chosen_step=spec.steps,
                     title=f"upskill of {spec.skill}: the new skill rises, replayed skills hold")

@@ -48,6 +48,8 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     assert {"boundary.py.value", "boundary.cob.ci_high", "check.truncation"} <= set(run.data.metrics)
     history = mlflow_client().get_metric_history(kv1.run_id, "curve.learn.py")
     assert [m.step for m in history] == [2, 4]
+    losses = mlflow_client().get_metric_history(kv1.run_id, "train.loss")  # batched, none lost
+    assert sorted(m.step for m in losses) == [1, 2, 3, 4] and all(m.value > 0 for m in losses)
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"py/train", "cob/train"}
 
     upskill = UpskillConfig(kernel="tiny", skill="sq", replay=["py"], steps=4, batch_size=4, eval_every=2, rank=4, alpha=5,
@@ -131,3 +133,20 @@ def test_a_localized_downskill_places_its_adapter_on_the_retired_skills_heads(wo
     assert target["target"] == "localized" and len(target["heads"]) >= 1, target
     artifacts = {a.path for a in mlflow_client().list_artifacts(kv.run_id, "localize")}
     assert "localize/cob.json" in artifacts
+
+
+def test_step_metrics_reach_mlflow_in_batches_and_survive_a_failed_training(world, tmp_path) -> None:
+    from kernel_lifecycle.jobs.runner import JobContext
+    from kernel_lifecycle.registry.tracking import experiment_id
+
+    run = mlflow_client().create_run(experiment_id())
+    ctx = JobContext(job_id="j", kind="upskill", kernel="tiny", run_id=run.info.run_id, actor="test", workdir=tmp_path)
+    with pytest.raises(RuntimeError, match="diverged"):
+        with ctx.step_metric("train.loss", flush_every=2) as on_step:
+            for step in range(1, 6):
+                on_step(step, 1.0 / step, {})
+                if step == 2:  # the first batch went out as soon as it was full
+                    assert len(mlflow_client().get_metric_history(run.info.run_id, "train.loss")) == 2
+            raise RuntimeError("diverged")
+    history = mlflow_client().get_metric_history(run.info.run_id, "train.loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(s, 1.0 / s) for s in range(1, 6)]
