@@ -3,6 +3,7 @@ real scorers; the numbers are meaningless (a random model), the machinery is wha
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,8 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     assert kv1.tags["kernel.base_uri"].startswith("runs:/")
     run = mlflow_client().get_run(kv1.run_id)
     assert {"boundary.py.value", "boundary.cob.ci_high", "check.truncation"} <= set(run.data.metrics)
+    assert {"teacher", "student_layers", "harness"} <= set(run.data.params)
+    assert json.loads(run.data.params["harness"])["max_new_tokens"] == 12 and run.data.params["student_layers"] == "1"
     history = mlflow_client().get_metric_history(kv1.run_id, "curve.learn.py")
     assert [m.step for m in history] == [2, 4]
     losses = mlflow_client().get_metric_history(kv1.run_id, "train.loss")  # batched, none lost
@@ -58,7 +61,6 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     v2 = run_job(upskill.model_dump_json(), actor="test").version
     kv2 = registry.get_version("tiny", v2)
     assert kv2.parent_version == "1" and ":upskill:sq:" in kv2.tags["kernel.adapters"]
-    import json
 
     (adapter,) = (registry.fetch_bundle(kv2) / "adapters").iterdir()
     config = json.loads((adapter / "adapter_config.json").read_text())
@@ -127,7 +129,6 @@ def test_a_localized_downskill_places_its_adapter_on_the_retired_skills_heads(wo
         thresholds=Thresholds(ceilings={"cob": 0.99}, tolerance={"py": 1.0}),
     )
     kv = registry.get_version("tiny", run_job(spec, actor="test").version)
-    import json
 
     target = json.loads(kv.tags["kernel.target"])
     assert target["target"] == "localized" and len(target["heads"]) >= 1, target
