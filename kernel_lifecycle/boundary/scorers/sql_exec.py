@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from kernel_lifecycle.boundary.sandbox import Job, Outcome
+from kernel_lifecycle.boundary.sandbox import Job
 from kernel_lifecycle.boundary.scorers.base import (
     HARNESS_REVISION,
     Sample,
     SampleFormatError,
     Scorer,
     Verdict,
-    result_of,
+    harness_verdict,
 )
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -78,9 +78,4 @@ class SqlExecScorer(Scorer):
                 fixture, expected, ordered = specs[i]
                 source = _PROGRAM.format(fixture=fixture, query=sample.completion, expected=expected, ordered=ordered)
                 jobs[i] = Job("python", timeout, source=source)
-        return self._run_code(samples, jobs, _verdict, workers)
-
-
-def _verdict(sample: Sample, outcome: Outcome) -> Verdict:
-    result = result_of(outcome)
-    return Verdict(task_id=sample.task_id, passed=result == "passed", result=result)
+        return self._run_code(samples, jobs, harness_verdict, workers)
