@@ -99,7 +99,7 @@ def main() -> None:
     from kernel_lifecycle.boundary import localize as loc
     from kernel_lifecycle.boundary.skills import skills_named
     from kernel_lifecycle.jobs.config import DownskillConfig, Thresholds
-    from kernel_lifecycle.models.demo_base import build_demo_base
+    from kernel_lifecycle.demo.base_builder import build_demo_base
     from kernel_lifecycle.models.loading import load_base
 
     # the quickstart policy's downskill plan and thresholds

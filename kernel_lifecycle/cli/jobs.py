@@ -16,7 +16,7 @@ jobs_app = typer.Typer(help="Jobs that change kernels, and their history.", no_a
 @jobs_app.command("build-base")
 def build_base(force: bool = typer.Option(False, "--force", help="Rebuild even if cached."), json_out: bool = JsonOption) -> None:
     """Build (or reuse from its content-addressed cache) the demo base model and report its skills."""
-    from kernel_lifecycle.models.demo_base import build_demo_base
+    from kernel_lifecycle.demo.base_builder import build_demo_base
 
     build = build_demo_base(force=force, progress=not json_out)
     data = {"path": str(build.path), "sha256": build.sha256, "metrics": build.metrics,

@@ -78,7 +78,7 @@ def run() -> QuickstartResult:
     from kernel_lifecycle.db.engine import upgrade
     from kernel_lifecycle.jobs.config import from_policy
     from kernel_lifecycle.jobs.payloads import submit_job
-    from kernel_lifecycle.models.demo_base import build_demo_base
+    from kernel_lifecycle.demo.base_builder import build_demo_base
     from kernel_lifecycle.pipeline import run_plan
     from kernel_lifecycle.policy.loader import load_policy
     from kernel_lifecycle.policy_apply import apply_policy

@@ -168,6 +168,6 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
 
 
 def _demo_teacher() -> str:
-    from kernel_lifecycle.models.demo_base import build_demo_base
+    from kernel_lifecycle.demo.base_builder import build_demo_base
 
     return str(build_demo_base().path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lifecycle.models.demo_base import BaseConfig, build_demo_base
+from kernel_lifecycle.demo.base_builder import BaseConfig, build_demo_base
 from kernel_lifecycle.settings import get_settings
 
 TINY = BaseConfig(vocab_size=300, hidden=32, layers=2, heads=2, intermediate=64, max_positions=256, steps=3,
@@ -56,7 +56,7 @@ def test_build_cache_hit_deterministic_rebuild_and_load(home: Path) -> None:
 
 def test_a_different_config_is_a_different_cache_entry(home: Path) -> None:
     from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
-    from kernel_lifecycle.models.demo_base import cache_key
+    from kernel_lifecycle.demo.base_builder import cache_key
 
     skills = list(demo_skills(DEMO_SKILLS_DIR).values())
     assert cache_key(TINY, skills) == cache_key(BaseConfig(**vars(TINY)), skills)
@@ -67,7 +67,7 @@ def test_a_different_config_is_a_different_cache_entry(home: Path) -> None:
 def test_other_libraries_or_cpu_kernels_are_a_different_cache_entry(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same config on another CPU or library set trains other weights: never reuse them."""
     from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
-    from kernel_lifecycle.models import demo_base
+    from kernel_lifecycle.demo import base_builder as demo_base
 
     skills = list(demo_skills(DEMO_SKILLS_DIR).values())
     here = demo_base.build_environment()
