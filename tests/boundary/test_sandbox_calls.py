@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from kernel_lifecycle.boundary import sandbox_calls as calls
+from kernel_lifecycle.boundary.sandbox import calls
 
 
 @pytest.mark.parametrize("value", [

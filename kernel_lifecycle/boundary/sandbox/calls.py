@@ -1,7 +1,11 @@
 """The split harness: a test's ``check`` calls a candidate function living in another process.
 
-Loaded by the sandbox runner by path (standard library only, nothing at import time but
-definitions). Two sides, each in its own process, joined by two pipes:
+Who runs it: the sandbox's ``runner`` loads this file by path (``runner._load_calls``, never
+through sys.path): the runner itself (and so the warm harnesses it forks) and the candidate
+zygote (and so every candidate it forks), inside the sandbox, or on the host with
+``KL_SANDBOX=none``. The host process imports it only in tests. Standard library only,
+nothing at import time but definitions. Two sides, each in its own process, joined by two
+pipes:
 
 - the *candidate* (untrusted): runs ``prompt + completion`` and answers calls of the entry
   point (``serve_candidate``). It can do anything to its own process; it never holds the

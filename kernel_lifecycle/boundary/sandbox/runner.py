@@ -1,56 +1,21 @@
-"""Run untrusted programs in isolation: one bubblewrap sandbox per batch, one process per program.
+"""The trusted side inside the sandbox: the runner, its warm harnesses and the candidate zygote.
 
-Why a batch shares one sandbox: starting bwrap and a Python interpreter costs tens of
-milliseconds; forking a warm runner costs about one. So ``run_batch`` starts ONE bwrap
-sandbox (no network, read-only system, private /tmp, cleaned environment, no home, no
-/work, no repo) holding a small trusted *runner* (this very file, run as a script: hence
-only the standard library at module level). The runner forks one child per program, and
-each child, before any untrusted byte runs:
+Who runs it: the host starts this file **as a script** (``python -s -S -P runner.py``),
+inside bubblewrap (bound read-only at ``/kl/runner.py``) or, with ``KL_SANDBOX=none``, on the
+host from the package directory. It reads a header and the batch's jobs on stdin and writes
+one JSON result line per job on stdout (``host.run_batch`` reads them). The zygote is a second
+``exec`` of this same file (``--zygote``). The host also imports it as a module, only for the
+constants both sides share (``PYTHON_FLAGS``, ``SANDBOX_PATH``, ``CALLS_FILE``).
 
-- becomes its own session and process group,
-- drops to a uid/gid of its own (random, > 1e6, never used on the host), so that
-  RLIMIT_NPROC really bounds a fork bomb (the kernel does not enforce it for root; bwrap's
-  user namespace would map every uid to root, so this sandbox uses no user namespace and the
-  runner keeps only CAP_SETUID/CAP_SETGID/CAP_CHOWN to make the switch; no_new_privs is on),
-- gets rlimits on CPU seconds, address space, processes, file size, open files, core dumps,
-- works in a 0700 directory of its own under the private /tmp (HOME and TMPDIR point there),
-- sees stdin as /dev/null and has stdout+stderr on a pipe whose capture is capped.
+Standard library only, here and in ``calls.py``: the project is not importable inside the
+sandbox, and nothing here may log to the host's logger. ``calls.py`` (the split harness's
+protocol) is loaded by path from beside this file (``_load_calls``), never through sys.path.
 
-A sample cannot signal, ptrace or read the runner (root) or the other samples (other uids).
-When a program ends or its wall-clock deadline passes and any process of the sample's uid
-can still run (``_alive_uids``: not a zombie, not already exiting, or a zombie leader with
-live threads), a helper forked with that uid kills every process of it (``kill(-1,
-SIGKILL)`` until none is left, which also gets processes that left the process group); then
-the work directory goes. The host side
-bounds the whole batch with a watchdog that kills bwrap's process group; ``--die-with-parent``
-and the PID namespace take everything inside down with it.
-
-``check`` jobs (``python_tests``) split a sample in two so that the test never shares a
-process with generated code (``sandbox_calls`` has the protocol):
-
-- the *candidate* (``prompt + completion``) runs in a process forked, and isolated as above
-  (its own uid, rlimits, directory), by a *zygote*: a fresh ``exec`` of this script started
-  once per batch that never holds a test, a nonce or another sample's source, so no ``gc``
-  walk or /proc/self/mem scan of the candidate can find them;
-- the *harness* (``prompt + test`` and ``check``) runs in one of a small pool of warm
-  harness processes forked from the runner, each with a uid of its own, so the candidate
-  cannot signal, ptrace or open the harness's fds or memory. Only trusted code runs there,
-  which is why reusing them across samples is sound, and cheap: per sample the only fork is
-  the zygote's, of a small process. A harness whose check hangs is killed at the deadline
-  with the candidate and replaced. The harness alone writes the verdict.
-
-``KL_SANDBOX=none`` is the explicit, weaker mode for machines without bubblewrap: the same
-runner on the host with rlimits, a process group per program (killed with ``killpg``) and a
-temporary directory; no namespaces and no uid switch, so a program can read what the user
-can read, and RLIMIT_NPROC does not hold for root. There the candidate and the harness
-share a uid: the split still keeps the test out of the candidate's memory and the verdict
-channel out of its fds, but a candidate able to ptrace or signal processes of its own uid
-could reach the harness.
-
-Residual risks (bwrap mode): samples of one batch share the sandbox's loopback network and
-IPC namespace (not the host's), and a sample can see the others' command lines in /proc.
-``python`` jobs (``sql_exec``, whose only untrusted part is a query) still run program and
-harness in one process.
+What is here, in the order a job meets it: the verdict channel (``_report``); the warm
+harness (``_harness_main``); the isolation every forked child gets before untrusted code
+runs (``_isolate``); ``python``/``exec`` children (``_child``); the candidate zygote
+(``_zygote_main``); the batch loop with its deadlines and stragglers (``_Runner``); the
+clean-up of what a program leaves behind, per uid (``_alive_uids``, ``_sweep_uid``).
 """
 
 from __future__ import annotations
@@ -67,77 +32,27 @@ import selectors
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-# ---------------------------------------------------------------------------------------
-# Shared by host and runner: what a job is and what comes back.
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-program resource limits. Defaults suit HumanEval-sized programs and cobc."""
-
-    cpu_seconds: int = 10  # RLIMIT_CPU backstop; the wall-clock deadline usually acts first
-    memory_bytes: int = 1 << 30  # RLIMIT_AS
-    processes: int = 64  # RLIMIT_NPROC for the program's own uid (threads count too)
-    file_bytes: int = 16 << 20  # RLIMIT_FSIZE
-    open_files: int = 256  # RLIMIT_NOFILE
-    output_bytes: int = 64 << 10  # captured stdout+stderr; the rest is read and dropped
-
-
-@dataclass(frozen=True)
-class Job:
-    """One program. ``python``: ``source`` runs in a fresh interpreter state (forked) and a
-    positive signal is sent only if it ran to the end. ``exec``: ``argv`` is executed in the
-    work directory after ``files`` are written there. ``check``: the split harness of
-    ``sandbox_calls``; ``check`` holds ``candidate`` (untrusted source, run in its own
-    process), ``entry_point``, and ``prompt`` + ``test`` (run by the trusted harness, which
-    calls ``check(candidate)`` and alone sends the signal)."""
-
-    kind: str  # "python" | "exec" | "check"
-    timeout: float
-    source: str = ""
-    argv: tuple[str, ...] = ()
-    files: dict[str, str] = field(default_factory=dict)
-    check: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one job.
-
-    ``signal`` is the harness's own verdict line ("passed" or "failed: <ExcType>") and is
-    set only when it came with the batch's secret nonce on the private channel and the
-    program's process exited by itself with status 0. ``timed_out`` means the wall-clock
-    deadline killed it. ``exit_code``/``term_signal`` describe the direct child.
-    """
-
-    signal: str | None
-    timed_out: bool
-    exit_code: int | None
-    term_signal: int | None
-    output: str
-    seconds: float
-
-
-# ---------------------------------------------------------------------------------------
-# Runner side (inside the sandbox). Standard library only.
-# ---------------------------------------------------------------------------------------
+SANDBOX_PATH = "/usr/bin:/bin"  # PATH of every sandboxed program (bwrap mode)
+CALLS_FILE = "calls.py"  # beside this file on the host, and in the sandbox too
+# no user site, no site hooks (``_site_without_hooks``), no script directory on sys.path
+# (3.11+); not -I: its -E would ignore the PYTHONHASHSEED=0 we set so that verdicts of
+# order-sensitive programs are reproducible (the environment is built from scratch anyway)
+PYTHON_FLAGS = ("-s", "-S", "-P") if sys.version_info >= (3, 11) else ("-s", "-S")
 
 _SIG_PASS = b"P"
 _SIG_FAIL = b"F"
-_CALLS_FILE = "sandbox_calls.py"  # beside this file on the host, and in the sandbox too
 _PIPE_ROOM = 60_000  # below a pipe's default 64 KiB buffer: a write this size never blocks
 
 
 def _load_calls() -> Any:
-    """``sandbox_calls`` loaded by path: the runner is a script, and putting its directory on
+    """``calls`` loaded by path: the runner is a script, and putting its directory on
     sys.path would let programs import the project's modules by short names."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), _CALLS_FILE)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), CALLS_FILE)
     spec = importlib.util.spec_from_file_location("kl_sandbox_calls", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -197,7 +112,7 @@ def _harness_main(calls: Any, jobs: list[dict[str, Any]], sock_fd: int, sig_fd: 
 
     The runner sends ``[index, nonce, program_sent]`` with three fds (the job's output pipe,
     the candidate's request and answer pipes). Per job: output on that pipe, the prompt and
-    test in fresh globals, ``check(candidate)`` through ``sandbox_calls``, hang up on the
+    test in fresh globals, ``check(candidate)`` through ``calls``, hang up on the
     candidate, let go of the output pipe, and only then the verdict on ``sig_fd``. Only
     trusted code (tests) runs here, which is what makes reusing the process sound; a check
     that hangs is killed with the process at the deadline and the runner starts another."""
@@ -364,7 +279,7 @@ def _zygote_main(sock_fd: int, report_pids: bool) -> None:
     os.dup2(quiet, 1)  # never the runner's result pipe, not even in the zygote
     os.close(quiet)
     _fresh_std_streams()
-    path = os.environ.get("PATH", _SANDBOX_PATH)
+    path = os.environ.get("PATH", SANDBOX_PATH)
     os.environ.clear()
     os.environ.update(_base_env(path))
     # warm the compiler, the evaluation loop and the codec once, here: a cold interpreter's
@@ -464,7 +379,7 @@ class _Runner:
             try:
                 os.dup2(theirs.fileno(), 3)
                 os.closerange(4, 1 << 16)
-                argv = [sys.executable, *_PYTHON_FLAGS, os.path.abspath(__file__), "--zygote",
+                argv = [sys.executable, *PYTHON_FLAGS, os.path.abspath(__file__), "--zygote",
                         *([] if self.drop_uid else ["--report-pids"])]
                 os.execve(argv[0], argv, {"PATH": self.header["env"]["PATH"], "LANG": "C.UTF-8",
                                           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"})
@@ -818,207 +733,6 @@ def _runner_main() -> None:
     jobs = [json.loads(line) for line in lines[1:] if line]
     os.makedirs(header["workroot"], exist_ok=True)
     _Runner(header, jobs).loop()
-
-
-# ---------------------------------------------------------------------------------------
-# Host side.
-# ---------------------------------------------------------------------------------------
-
-_SANDBOX_PATH = "/usr/bin:/bin"
-_RUNNER_IN_SANDBOX = "/kl/runner.py"
-_PROBE_CACHE: dict[str, str] = {}
-# no user site, no site hooks (``_site_without_hooks``), no script directory on sys.path
-# (3.11+); not -I: its -E would ignore the PYTHONHASHSEED=0 we set so that verdicts of
-# order-sensitive programs are reproducible (the environment is built from scratch anyway)
-_PYTHON_FLAGS = ("-s", "-S", "-P") if sys.version_info >= (3, 11) else ("-s", "-S")
-
-
-def _sandbox_error(message: str) -> Exception:
-    from kernel_lifecycle.errors import SandboxError
-
-    return SandboxError(message)
-
-
-def resolve_mode(mode: str | None) -> str:
-    """The sandbox mode in effect: ``mode`` if given, else ``KL_SANDBOX`` (default bwrap)."""
-    if mode is None:
-        from kernel_lifecycle.settings import get_settings
-
-        mode = get_settings().sandbox
-    if mode not in {"bwrap", "none"}:
-        raise _sandbox_error(f"unknown sandbox mode {mode!r}; use 'bwrap' or 'none' (KL_SANDBOX)")
-    return mode
-
-
-class _Binds:
-    """Read-only binds whose missing parent directories are created 0755 first: bwrap
-    would make them 0700 (root's), and the programs' own uids could not traverse them."""
-
-    def __init__(self) -> None:
-        self.argv: list[str] = []
-        self.made: set[str] = {"/"}
-
-    def ro(self, src: str, dest: str | None = None) -> None:
-        dest = dest or src
-        parts = dest.strip("/").split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            parent = "/" + "/".join(parts[:depth])
-            if parent not in self.made:
-                self.argv += ["--perms", "0755", "--dir", parent]
-                self.made.add(parent)
-        self.argv += ["--ro-bind", src, dest]
-        self.made.add(dest)
-
-
-def _bwrap_argv(bwrap: str, tmp_bytes: int) -> list[str]:
-    argv = [
-        bwrap,
-        # every namespace but the user one: in a user namespace every uid would map to root
-        # and RLIMIT_NPROC would not hold (see the module docstring)
-        "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session",
-        "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-        "--cap-add", "CAP_CHOWN",
-        "--hostname", "sandbox",
-        # the private /tmp first: binds made after it may sit under /tmp (a virtualenv in
-        # /tmp/venv); made before it, the tmpfs would hide them
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(tmp_bytes), "--perms", "0755", "--tmpfs", "/tmp",
-    ]
-    binds = _Binds()
-    binds.made.update({"/proc", "/dev", "/tmp"})
-    binds.ro("/usr")
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = f"/{name}"
-        if os.path.islink(path):
-            argv += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            binds.ro(path)
-    # a minimal /etc: the dynamic loader's cache and GnuCOBOL's configuration only
-    for path in ("/etc/ld.so.cache", "/etc/gnucobol", "/etc/localtime"):
-        if os.path.exists(path):
-            binds.ro(path)
-    # the Python install the runner uses, read-only at the same path (pyenv lives in /root:
-    # only that one directory appears, the rest of /root stays absent)
-    for root in sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}):
-        if root != "/usr" and not root.startswith("/usr/"):
-            binds.ro(root)
-    binds.ro(os.path.abspath(__file__), _RUNNER_IN_SANDBOX)
-    binds.ro(os.path.join(os.path.dirname(os.path.abspath(__file__)), _CALLS_FILE),
-             os.path.join(os.path.dirname(_RUNNER_IN_SANDBOX), _CALLS_FILE))
-    argv += binds.argv
-    argv += [
-        "--clearenv",
-        "--setenv", "PATH", _SANDBOX_PATH,
-        "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "PYTHONHASHSEED", "0",
-        "--chdir", "/tmp",
-    ]
-    return argv
-
-
-def check_sandbox(mode: str | None = None) -> str:
-    """Return the mode in effect, or raise SandboxError if bwrap is missing or cannot start."""
-    import shutil
-    import subprocess
-
-    mode = resolve_mode(mode)
-    if mode == "none":
-        return mode
-    weaker = "or set KL_SANDBOX=none to accept weaker isolation"
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise _sandbox_error(f"bubblewrap (bwrap) is not on PATH: install bubblewrap (apt-get install bubblewrap) {weaker}")
-    # bwrap is there but may not be allowed to make namespaces (containers, hardened kernels)
-    hint = f"run as root or allow unprivileged user namespaces for bwrap, {weaker}"
-    if _PROBE_CACHE.get(bwrap) != "ok":
-        probe = _bwrap_argv(bwrap, 1 << 20) + ["--", os.path.realpath(sys.executable), *_PYTHON_FLAGS, "-c", "pass"]
-        try:
-            done = subprocess.run(probe, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise _sandbox_error(f"bubblewrap cannot start ({exc}): {hint}") from exc
-        if done.returncode != 0:
-            detail = done.stderr.decode(errors="replace").strip().splitlines()
-            reason = detail[-1] if detail else f"exit status {done.returncode}"
-            raise _sandbox_error(f"bubblewrap cannot start a sandbox ({reason}): {hint}")
-        _PROBE_CACHE[bwrap] = "ok"
-    return mode
-
-
-def run_batch(jobs: list[Job], *, workers: int = 2, limits: Limits | None = None,
-              mode: str | None = None, straggler_after: float = 0.5) -> list[Outcome]:
-    """Run ``jobs`` isolated, ``workers`` at a time; outcomes in the jobs' order.
-
-    A job running longer than ``straggler_after`` seconds frees its slot for the next one
-    (at most ``workers`` such stragglers, so never more than 2 x workers at once)."""
-    import secrets
-    import shutil
-    import subprocess
-    import tempfile
-
-    if not jobs:
-        return []
-    limits = limits or Limits()
-    mode = check_sandbox(mode)
-    host_tmp = None
-    if mode == "bwrap":
-        bwrap = shutil.which("bwrap")
-        assert bwrap is not None  # checked by check_sandbox
-        workroot = "/tmp/w"
-        argv = _bwrap_argv(bwrap, 256 << 20) + ["--", os.path.realpath(sys.executable), *_PYTHON_FLAGS,
-                                                 _RUNNER_IN_SANDBOX]
-        env = None
-        cwd = None
-    else:
-        host_tmp = tempfile.mkdtemp(prefix="kl-sandbox-")
-        workroot = os.path.join(host_tmp, "w")
-        argv = [os.path.realpath(sys.executable), *_PYTHON_FLAGS, os.path.abspath(__file__)]
-        env = {"PATH": os.environ.get("PATH", _SANDBOX_PATH), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        cwd = host_tmp
-    header = {
-        "mode": mode,
-        "workers": workers,
-        "straggler_after": straggler_after,
-        "limits": asdict(limits),
-        "workroot": workroot,
-        # fresh uids nobody on the host uses; one per job so RLIMIT_NPROC and kill(-1) are per job
-        "uid_base": 1_000_000 + secrets.randbelow(1 << 30),
-        "env": {"PATH": _SANDBOX_PATH if mode == "bwrap" else env["PATH"]},  # type: ignore[index]
-    }
-    payload = [json.dumps(header)]
-    for job in jobs:
-        payload.append(json.dumps({"kind": job.kind, "timeout": job.timeout, "source": job.source,
-                                   "argv": list(job.argv), "files": job.files, "check": job.check}))
-    data = ("\n".join(payload) + "\n").encode("utf-8")
-    # watchdog for the whole batch: every job's deadline, run `workers` at a time, plus slack
-    budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=cwd, start_new_session=True)
-    try:
-        out, err = proc.communicate(data, timeout=budget)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise _sandbox_error(f"the sandbox did not finish {len(jobs)} programs within {budget:.0f} s; killed")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if host_tmp is not None:
-            shutil.rmtree(host_tmp, ignore_errors=True)
-    results: dict[int, Outcome] = {}
-    for line in out.decode("utf-8", "replace").splitlines():
-        row = json.loads(line)
-        index = row.pop("i")
-        results[index] = Outcome(**row)
-    if len(results) != len(jobs):
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise _sandbox_error(
-            f"the sandbox runner stopped after {len(results)} of {len(jobs)} programs "
-            f"(exit status {proc.returncode}): {' | '.join(tail)}"
-        )
-    return [results[i] for i in range(len(jobs))]
 
 
 if __name__ == "__main__":
