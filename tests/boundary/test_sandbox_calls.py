@@ -108,3 +108,25 @@ def test_a_message_that_calls_ends_the_plan_after_its_assert() -> None:
     test = ("def check(candidate):\n    assert candidate(1) == 1, 'got ' + str(candidate(1))\n"
             "    assert candidate(2) == 2\n")
     assert calls.planned_calls(test, "", "f") == [calls.call_request([1], {})]
+
+
+@pytest.mark.parametrize(("name", "base"), [("ValueError", "ValueError"), ("NotFound", "LookupError"),
+                                            ("UnicodeDecodeError", "UnicodeDecodeError"),
+                                            ("BadBytes", "UnicodeEncodeError"), ("Many", "ExceptionGroup")])
+def test_a_candidate_exception_is_raised_by_its_name_even_if_its_builtin_wants_more_arguments(
+        name: str, base: str) -> None:
+    """UnicodeDecodeError(message) or ExceptionGroup(message) is a TypeError: the harness
+    then raises a plain Exception subclass of the same name, never that TypeError."""
+    with pytest.raises(BaseException) as raised:
+        calls._raise_candidate_exception(name, base, "message")
+    assert type(raised.value).__name__ == name and str(raised.value) == "message"
+
+
+def test_a_candidate_raising_unicode_decode_error_fails_by_that_name() -> None:
+    from kernel_lifecycle.boundary.scorers import Sample, get_scorer
+
+    sample = Sample(task_id="t", prompt="def f(x):\n", entry_point="f",
+                    completion="    raise UnicodeDecodeError('utf-8', b'\\xff', 0, 1, 'bad')\n",
+                    test="def check(candidate):\n    candidate(1)\n")
+    verdict = get_scorer("python_tests", mode="bwrap").score([sample], timeout=5.0)[0]
+    assert verdict.result == "failed: UnicodeDecodeError"

@@ -295,7 +295,8 @@ def _raise_candidate_exception(name: Any, base_name: Any, message: Any) -> None:
     text = message if type(message) is str else ""
     try:
         exc = cls(text)
-    except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants five arguments
+    except TypeError:  # a builtin whose constructor wants more than a message: UnicodeDecodeError
+        # (five arguments), UnicodeEncodeError, UnicodeTranslateError, (Base)ExceptionGroup
         exc = type(name if type(name) is str and name.isidentifier() else "Exception", (Exception,), {})(text)
     raise exc
 
