@@ -19,20 +19,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import ensure_current, redact, session_scope
+from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.guard.aliases import check as guard_check
+from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.scheduler import fire as fire_mod
 from kernel_lifecycle.scheduler import leases
+from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore
+from kernel_lifecycle.scheduler.sync import desired_jobs
 from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from apscheduler.events import JobExecutionEvent, JobSubmissionEvent
 
 log = logging.getLogger("kernel_lifecycle.scheduler")
 
 ORPHAN_REASON = "the scheduler process running it stopped (crash or kill)"
 RETRY_FUNC = "kernel_lifecycle.scheduler.service:run_retry"
 
-_scheduler: Any = None  # the running BackgroundScheduler of this process (retries look jobs up in it)
+_scheduler: BackgroundScheduler | None = None  # the running BackgroundScheduler of this process (retries look jobs up in it)
 
 
 @dataclass
@@ -52,14 +67,19 @@ def _retry_rule(base_id: str) -> tuple[int, float] | None:
         job = _scheduler.get_job(base_id, "default")
         if job is not None:
             return int(job.kwargs.get("max_retries", 0)), float(job.kwargs.get("backoff_seconds", 60.0))
-    from kernel_lifecycle.scheduler.sync import desired_jobs
-
     try:
         wanted, _ = desired_jobs()
-    except Exception:  # noqa: BLE001 - no policy to ask: no retry
+    except (KernelLifecycleError, SQLAlchemyError) as exc:  # the DB is unreachable or behind: no policy to ask
+        log.warning("no retry for %s: the active policies could not be read: %s", base_id, _first_line(exc))
         return None
     tj = wanted.get(base_id)
     return (tj.max_retries, tj.backoff_seconds) if tj else None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _kernel_plan(trigger_id: str) -> tuple[str, str]:
@@ -96,11 +116,11 @@ def _terminate_runs(run_ids: list[str]) -> None:
     if not run_ids:
         return
     try:
-        from kernel_lifecycle.registry.tracking import client as mlflow_client
-
         client = mlflow_client()
         for run_id in run_ids:
             client.set_terminated(run_id, status="FAILED")
+    # broad on purpose: whatever the MLflow store raises (unreachable, unknown run, no access; its
+    # exception classes would import mlflow here) must not stop the recovery of the DB rows
     except Exception as exc:  # noqa: BLE001
         log.warning("could not mark MLflow runs %s failed: %s", run_ids, exc)
 
@@ -129,9 +149,9 @@ def run_retry(*, trigger_id: str, fire_time: str, scheduled_fire_time: datetime 
     )
 
 
-def _on_missed(event) -> None:  # noqa: ANN001
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
-
+def _on_missed(event: JobExecutionEvent | JobSubmissionEvent) -> None:
+    """A missed fire (``JobExecutionEvent``) or one skipped because the previous still ran
+    (``JobSubmissionEvent``, several scheduled times): recorded as ``missed`` leases."""
     if event.job_id.startswith("retry:"):
         return
     owner = repo.process_owner()
@@ -144,13 +164,7 @@ def _on_missed(event) -> None:  # noqa: ANN001
             log.info("fire trigger=%s fire_time=%s outcome=missed job=-: %s", event.job_id, leases.as_utc(when).isoformat(), message)
 
 
-def build_scheduler(url: str):  # noqa: ANN201
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-    from apscheduler.jobstores.memory import MemoryJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from kernel_lifecycle.scheduler.store import LeaseExecutor, SharedJobStore
-
+def build_scheduler(url: str) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         jobstores={"default": SharedJobStore(url), "local": MemoryJobStore()},
         # one fire at a time per process: plans train models on the same few cores
@@ -185,7 +199,7 @@ def run_service(
     stop = stop_event or threading.Event()
     reason = {"by": ""}
 
-    def _signal(signum, _frame) -> None:  # noqa: ANN001
+    def _signal(signum: int, _frame: FrameType | None) -> None:
         reason["by"] = signal.Signals(signum).name
         stop.set()
 
@@ -221,8 +235,10 @@ def run_service(
                 if guard_every and time.monotonic() - guarded_at >= guard_every:
                     guarded_at = time.monotonic()
                     summary.guard_reverted += _guard_round()
-            except Exception as exc:  # noqa: BLE001 - a database blip must not end the service
-                log.warning("scheduler housekeeping failed, retrying next round: %s", str(exc).splitlines()[0])
+            # broad on purpose: a database or MLflow blip (or a guard round that fails) must not
+            # end a long-running service; the next round retries
+            except Exception as exc:  # noqa: BLE001
+                log.warning("scheduler housekeeping failed, retrying next round: %s", _first_line(exc))
             if duration is not None and time.monotonic() - started >= duration:
                 reason["by"] = f"--for {duration:g}"
                 break
@@ -251,9 +267,7 @@ def run_service(
 
 def _guard_round() -> list[dict[str, Any]]:
     """`guard check --repair` (webhook deliveries are fire-and-forget: this is the backstop)."""
-    from kernel_lifecycle.guard.aliases import check
-
-    result = check(do_repair=True, source="scheduler")
+    result = guard_check(do_repair=True, source="scheduler")
     for drift in result.repaired:
         log.info("guard reverted %s %s: MLflow had %s, the audit says %s", drift.kernel, drift.alias, drift.mlflow_version, drift.audited_version)
     for left in result.remaining:
@@ -261,7 +275,7 @@ def _guard_round() -> list[dict[str, Any]]:
     return [d.as_dict() for d in result.repaired]
 
 
-def _queue_due_retries(scheduler, queued: set[tuple[str, datetime]]) -> None:  # noqa: ANN001
+def _queue_due_retries(scheduler: BackgroundScheduler, queued: set[tuple[str, datetime]]) -> None:
     for lease in leases.due_retries():
         key = (lease.trigger_id, lease.fire_time)
         if key in queued:

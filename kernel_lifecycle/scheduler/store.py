@@ -21,12 +21,20 @@ from __future__ import annotations
 import copy
 import pickle
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.util import datetime_to_utc_timestamp
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from apscheduler.events import JobExecutionEvent
+    from apscheduler.job import Job
+    from apscheduler.schedulers.base import BaseScheduler
 
 TABLE = "apscheduler_jobs"
 
@@ -36,7 +44,7 @@ class SharedJobStore(SQLAlchemyJobStore):
         super().__init__(url=url, tablename=TABLE)
         self._closed = False
 
-    def start(self, scheduler, alias: str) -> None:  # noqa: ANN001
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
         self._closed = False
         super().start(scheduler, alias)
 
@@ -44,7 +52,7 @@ class SharedJobStore(SQLAlchemyJobStore):
         self._closed = True
         super().shutdown()
 
-    def get_due_jobs(self, now: datetime) -> list:
+    def get_due_jobs(self, now: datetime) -> list[Job]:
         """Nothing once shut down: APScheduler 3's loop runs one more round after ``shutdown()``.
 
         The loop re-checks the scheduler's state only after waking, and ``shutdown()`` wakes it
@@ -56,7 +64,7 @@ class SharedJobStore(SQLAlchemyJobStore):
         """
         return [] if self._closed else super().get_due_jobs(now)
 
-    def update_job(self, job) -> None:  # noqa: ANN001
+    def update_job(self, job: Job) -> None:
         """The run loop's write-back of a job's next run time, as a compare-and-set."""
         columns = self.jobs_t.c
         with self.engine.begin() as connection:
@@ -77,7 +85,7 @@ class SharedJobStore(SQLAlchemyJobStore):
                 .values(next_run_time=new_time, job_state=pickle.dumps(job.__getstate__(), self.pickle_protocol))
             )
 
-    def replace_job(self, job) -> None:  # noqa: ANN001
+    def replace_job(self, job: Job) -> None:
         """``sync``'s unconditional write of a changed definition."""
         super().update_job(job)
 
@@ -89,7 +97,7 @@ class SharedJobStore(SQLAlchemyJobStore):
             pass
 
 
-def run_fires(job, jobstore_alias: str, run_times: list[datetime], logger_name: str) -> list:  # noqa: ANN001
+def run_fires(job: Job, jobstore_alias: str, run_times: list[datetime], logger_name: str) -> list[JobExecutionEvent]:
     """APScheduler's own ``run_job`` once per fire, each on a copy of the job whose kwargs carry
     ``scheduled_fire_time`` (the copy is made from the job's state, as the store pickles it)."""
     events = []
@@ -113,8 +121,8 @@ class LeaseExecutor(ThreadPoolExecutor):
     around it); the body is the stock pool's, with :func:`run_fires` in place of ``run_job``.
     """
 
-    def _do_submit_job(self, job, run_times) -> None:  # noqa: ANN001
-        def callback(future) -> None:  # noqa: ANN001
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        def callback(future: Future[list[JobExecutionEvent]]) -> None:
             exc = future.exception()
             if exc:
                 self._run_job_error(job.id, exc, getattr(exc, "__traceback__", None))

@@ -18,14 +18,21 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import ensure_current, session_scope
 from kernel_lifecycle.errors import PolicyError
+from kernel_lifecycle.policy.loader import parse_policy
+from kernel_lifecycle.policy.schema import Policy, PolicyContext
 from kernel_lifecycle.scheduler import leases
+from kernel_lifecycle.scheduler.store import SharedJobStore
 from kernel_lifecycle.settings import get_settings
 
 FIRE_FUNC = "kernel_lifecycle.scheduler.fire:fire"
@@ -63,16 +70,12 @@ class TriggerJob:
             "spec": self.spec,
         }
 
-    def build_trigger(self):  # noqa: ANN201 - an APScheduler trigger
+    def build_trigger(self) -> DateTrigger | CronTrigger:
         d = self.definition
         zone = ZoneInfo(d["timezone"])
         if self.kind == "sunset":
-            from apscheduler.triggers.date import DateTrigger
-
             day = datetime.fromisoformat(d["date"]).date()
             return DateTrigger(run_date=datetime.combine(day, time(0, 0), tzinfo=zone), timezone=zone)
-        from apscheduler.triggers.cron import CronTrigger
-
         minute, hour, day, month, dow = d["cron"].split()
         return CronTrigger(
             second=d.get("second") or "0",
@@ -101,8 +104,8 @@ class TriggerJob:
 
 
 def policy_trigger_jobs(
-    policy, *, second: str | None = None, misfire_grace: int = DEFAULT_MISFIRE_GRACE
-) -> list[TriggerJob]:  # noqa: ANN001
+    policy: Policy, *, second: str | None = None, misfire_grace: int = DEFAULT_MISFIRE_GRACE
+) -> list[TriggerJob]:
     """The schedulable triggers of one validated policy (manual ones schedule nothing).
 
     ``second``: an APScheduler cron ``second`` field added to every cron trigger. Policies only
@@ -147,13 +150,8 @@ def policy_trigger_jobs(
 
 
 @contextmanager
-def open_scheduler(url: str | None = None) -> Iterator[Any]:
+def open_scheduler(url: str | None = None) -> Iterator[BackgroundScheduler]:
     """A paused BackgroundScheduler on the shared store: to read and edit jobs, never to run them."""
-
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from kernel_lifecycle.scheduler.store import SharedJobStore
-
     url = url or get_settings().db_url
     ensure_current(url)
     scheduler = BackgroundScheduler(jobstores={"default": SharedJobStore(url)}, timezone="UTC")
@@ -199,11 +197,6 @@ def desired_jobs(
     A snapshot is read without date rules (it was validated when applied): a sunset that has
     passed since is appended to ``overdue`` as a state to act on, and the triggers keep running.
     """
-    from datetime import datetime, timezone
-
-    from kernel_lifecycle.policy.loader import parse_policy
-    from kernel_lifecycle.policy.schema import PolicyContext
-
     with session_scope(url) as session:
         snapshots = [(s.kernel, s.path, s.content, s.sha256) for s in repo.active_policy_snapshots(session)]
     wanted: dict[str, TriggerJob] = {}
