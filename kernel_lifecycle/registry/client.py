@@ -16,12 +16,17 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
 from kernel_lifecycle.registry.bundle import BundleError, Manifest, verify_bundle
 from kernel_lifecycle.registry.pyfunc import add_pyfunc_flavor
 from kernel_lifecycle.registry.tracking import client, experiment_id
 from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.exceptions import MlflowException
 
 BUNDLE_ARTIFACT = "bundle"
 
@@ -58,13 +63,13 @@ class KernelVersion:
         }
 
 
-def _mlflow_errors():  # noqa: ANN202
-    from mlflow.exceptions import MlflowException
+def _mlflow_errors() -> type[MlflowException]:
+    from mlflow.exceptions import MlflowException  # heavy: loaded once a store is used
 
     return MlflowException
 
 
-def _to_kv(mv, aliases: tuple[str, ...] | None = None) -> KernelVersion:  # noqa: ANN001
+def _to_kv(mv: ModelVersion, aliases: tuple[str, ...] | None = None) -> KernelVersion:
     """``aliases``: for versions from a search, which returns none (mlflow/mlflow#9783)."""
     return KernelVersion(
         name=mv.name,

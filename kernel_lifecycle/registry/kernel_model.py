@@ -28,13 +28,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
+
+if TYPE_CHECKING:  # third-party types only: this file never imports kernel_lifecycle
+    from collections.abc import Sequence
+
+    import pandas as pd
+    import torch
+    from mlflow.pyfunc import PythonModelContext
+    from peft import PeftModel
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -93,7 +105,10 @@ def _download(uri: str, key: str) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging)))
         if not target.exists():
             local.rename(target)
-    except Exception as exc:  # noqa: BLE001 - no store, unknown run, no access
+    # broad on purpose: no store, unknown run, no access, a full disk: whatever the artifact
+    # repository raises becomes one actionable error (its traceback at DEBUG)
+    except Exception as exc:  # noqa: BLE001
+        logger.debug("downloading %s failed", uri, exc_info=True)
         raise KernelBundleError(
             f"cannot fetch {uri}: {exc}; set MLFLOW_TRACKING_URI to the kernel's store "
             'or pass model_config={"base_dir": "/local/copy/of/the/base"}'
@@ -113,7 +128,10 @@ def local_dir(uri: str, cache_key: str) -> Path:
 
     try:
         return Path(snapshot_download(uri, allow_patterns=["*.safetensors", "*.json", "tokenizer*", "*.model", "*.txt"]))
-    except Exception as exc:  # noqa: BLE001 - offline, unknown id
+    # broad on purpose: offline, unknown or gated id, bad token: the hub client raises many
+    # types; each becomes one actionable error (its traceback at DEBUG)
+    except Exception as exc:  # noqa: BLE001
+        logger.debug("fetching %s from the hub failed", uri, exc_info=True)
         raise KernelBundleError(
             f"cannot fetch model {uri!r}: {type(exc).__name__}: {exc}; "
             'pass model_config={"base_dir": "/local/copy/of/the/base"}'
@@ -134,7 +152,7 @@ def resolve_base(uri: str, expected_sha256: str, base_dir: str | None = None) ->
     return path
 
 
-def scale_adapter(peft_model, name: str, weight: float) -> None:  # noqa: ANN001
+def scale_adapter(peft_model: PeftModel, name: str, weight: float) -> None:
     """Scale adapter ``name`` by ``weight`` before it is merged (negative: a negation adapter).
 
     kernel-lifecycle's own loader uses this too, so both stack adapters the same way."""
@@ -145,7 +163,7 @@ def scale_adapter(peft_model, name: str, weight: float) -> None:  # noqa: ANN001
                 scaling[name] *= weight
 
 
-def _merge_adapter(model, adapter_dir: Path, name: str, weight: float):  # noqa: ANN001, ANN202
+def _merge_adapter(model: torch.nn.Module, adapter_dir: Path, name: str, weight: float) -> torch.nn.Module:
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name, is_trainable=False)
@@ -153,7 +171,9 @@ def _merge_adapter(model, adapter_dir: Path, name: str, weight: float):  # noqa:
     return peft_model.merge_and_unload()
 
 
-def _prompts(model_input) -> list[str]:  # noqa: ANN001
+def _prompts(model_input: str | Sequence[str] | pd.DataFrame | pd.Series) -> list[str]:
+    """Prompts from what ``predict`` gets: a string, a list of strings, or a pandas one-column
+    frame or series of them (anything else is refused)."""
     if hasattr(model_input, "columns"):  # a pandas DataFrame: its first column
         model_input = model_input.iloc[:, 0]
     if hasattr(model_input, "tolist"):
@@ -168,7 +188,7 @@ def _prompts(model_input) -> list[str]:  # noqa: ANN001
 class KernelModel(PythonModel):
     """Base + adapters from the bundle around this file; completions of prompts."""
 
-    def load_context(self, context) -> None:  # noqa: ANN001
+    def load_context(self, context: PythonModelContext) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -187,6 +207,8 @@ class KernelModel(PythonModel):
         self.model = model.to(self.device).eval()
         self.kernel = manifest["kernel"]
 
+    # untyped on purpose: MLflow reads predict's type hints and would validate (and convert)
+    # the input by them, changing what a served kernel accepts; the signature says it all
     def predict(self, context, model_input, params=None) -> list[str]:  # noqa: ANN001
         import torch
 

@@ -13,9 +13,13 @@ import shutil
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel_lifecycle.errors import BundleError
 from kernel_lifecycle.registry.bundle import MANIFEST, verify_bundle
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
 
 MODEL_CODE = Path(__file__).with_name("kernel_model.py")
 INPUT_EXAMPLE = ["def add(a, b):\n"]
@@ -29,7 +33,7 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in REQUIREMENTS]
 
 
-def signature():  # noqa: ANN201
+def signature() -> ModelSignature:
     """Prompts in (strings), completions out (strings); generation settings as params."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema

@@ -9,9 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from kernel_lifecycle.errors import ConfigurationError
 from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENT = "kernel-lifecycle"
 
@@ -26,8 +32,8 @@ def _quiet_mlflow() -> None:
 
 
 @lru_cache(maxsize=4)
-def _client_for(uri: str):  # noqa: ANN202
-    import mlflow
+def _client_for(uri: str) -> MlflowClient:
+    import mlflow  # heavy (seconds): only when a command talks to the store
     from mlflow import MlflowClient
 
     _quiet_mlflow()
@@ -37,14 +43,17 @@ def _client_for(uri: str):  # noqa: ANN202
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def client():  # noqa: ANN201
+def client() -> MlflowClient:
     settings = get_settings()
     uri = settings.tracking_uri
     if uri.startswith("sqlite:"):
         settings.ensure_home()
     try:
         return _client_for(uri)
+    # broad on purpose: opening a store can fail in MLflow, SQLAlchemy, Alembic or the HTTP
+    # client; each becomes one ConfigurationError naming the store (its traceback at DEBUG)
     except Exception as exc:  # noqa: BLE001
+        logger.debug("opening the MLflow store %s failed", uri, exc_info=True)
         raise ConfigurationError(f"cannot open the MLflow store {uri}: {exc}") from None
 
 
@@ -59,10 +68,13 @@ def experiment_id(name: str = EXPERIMENT) -> str:
     if settings.tracking_uri.startswith("sqlite:") or "://" not in settings.tracking_uri:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
         location = settings.artifact_root.as_uri()
+    from mlflow.exceptions import MlflowException  # mlflow is loaded by client() already
+
     try:
         return mlflow_client.create_experiment(name, artifact_location=location)
-    except Exception:  # noqa: BLE001 - created concurrently by another process
+    except MlflowException:  # RESOURCE_ALREADY_EXISTS: created concurrently by another process
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
             raise
+        logger.debug("experiment %s was created concurrently by another process", name)
         return found.experiment_id
