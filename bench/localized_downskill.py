@@ -17,7 +17,7 @@ the ``all`` run of the same invocation.
 The model is the demo base itself (4 layers x 4 heads; it knows all three skills), not the
 quickstart's distilled 2-layer kernel: more heads to choose from, and no registry run needed.
 Uses these pieces of ``kernel_lifecycle.jobs`` as they are: ``downskill.DownskillSpec``,
-``downskill.choose_boundary``, ``downskill.relearning_check``, ``common.Curves``,
+``downskill.choose_boundary``, ``relearning.relearning_check``, ``common.Curves``,
 ``common.Thresholds``, ``common.encode_skills``.
 
     KL_HOME=/tmp/bench-home python bench/localized_downskill.py [--steps 60] [--eval-every 10] [--k 3]
@@ -35,7 +35,8 @@ def downskill_once(base_dir: str, spec, placement_kwargs: dict | None, run_name:
 
     from kernel_lifecycle.boundary.skills import skills_named
     from kernel_lifecycle.jobs import common
-    from kernel_lifecycle.jobs.downskill import choose_boundary, relearning_check
+    from kernel_lifecycle.boundary.relearning import relearning_check
+    from kernel_lifecycle.jobs.downskill import choose_boundary, relearn_budget
     from kernel_lifecycle.models.loading import load_base
     from kernel_lifecycle.registry.tracking import client, experiment_id
     from kernel_lifecycle.training.data import batches, paired_batches, pad_id_of
@@ -78,7 +79,7 @@ def downskill_once(base_dir: str, spec, placement_kwargs: dict | None, run_name:
     if chosen is not None:
         set_peft_model_state_dict(model, curves.adapters[chosen], adapter_name=active_adapter(model))
         model.eval()
-        check = relearning_check(model, tokenizer, spec, forget[spec.skill], start[spec.skill].value)
+        check = relearning_check(model, tokenizer, forget[spec.skill], start=start[spec.skill].value, budget=relearn_budget(spec))
         row["relearning"] = check.numbers
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
@@ -108,7 +109,7 @@ def main() -> None:
         steps=args.steps, lr=2e-3, rank=8, batch_size=8, eval_every=args.eval_every, eval_problems=args.eval_problems,
         thresholds=Thresholds(floors={"python": 0.30, "sql": 0.20}, ceilings={"cobol": 0.05}, tolerance={"python": 0.10, "sql": 0.10}),
     )
-    base = build_demo_base(progress=True)
+    base = build_demo_base()
     model, tokenizer = load_base(str(base.path))
     started = time.perf_counter()
     if args.maps:

@@ -60,6 +60,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from statistics import NormalDist
 
 from pydantic import BaseModel, Field
@@ -67,6 +68,7 @@ from pydantic import BaseModel, Field
 from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
+from kernel_lifecycle.registry.bundle import Manifest
 
 BOOTSTRAP_RESAMPLES = 4000
 
@@ -233,6 +235,43 @@ def paired_drop(candidate: SkillMetrics, champion: SkillMetrics, *, tolerance: f
 
 
 # ---- the decision -------------------------------------------------------------------------------
+
+
+def policy_for_version(policy: Policy, manifest: Manifest, today: date | None = None) -> Policy:
+    """The policy's rules that apply to this version.
+
+    A retained skill's floor applies once the version claims the skill (v1 of a python kernel is
+    not failed for lacking the technology its upskill adds later); a retired skill's ceiling
+    applies once the version claims to have retired it or its sunset date has passed.
+    """
+    today = today or date.today()
+    retained = [s for s in policy.skills.retained if s.name in manifest.retained_skills]
+    retired = [s for s in policy.skills.retired if s.name in manifest.retired_skills or s.sunset <= today]
+    skills = policy.skills.model_copy(update={"retained": retained, "retired": retired})
+    return policy.model_copy(update={"skills": skills})
+
+
+def with_overdue_sunsets(decision: GateDecision, policy: Policy, today: date | None = None) -> GateDecision:
+    """Report retained skills past their sunset beside the verdict: a state to act on (retire
+    them), which neither blocks the gate nor makes the policy unreadable."""
+    notes = [GateReason(rule="sunset", passed=True, message=f"overdue: {line}") for line in policy.overdue_sunsets(today or date.today())]
+    return decision.model_copy(update={"reasons": [*decision.reasons, *notes]}) if notes else decision
+
+
+def gate_tags(*, passed: bool, champion_version: str | None, summary: str) -> dict[str, str]:
+    """The tags a gate decision writes onto its version (the guard restores them from the DB)."""
+    return {
+        "gate.status": "passed" if passed else "failed",
+        "gate.champion": champion_version or "(none)",
+        "gate.report": summary[:4900],
+    }
+
+
+def gate_version(
+    candidate: BoundaryReport, champion: BoundaryReport | None, policy: Policy, manifest: Manifest, today: date | None = None
+) -> GateDecision:
+    """The whole verdict on one version: the rules that apply to it, then overdue sunsets noted."""
+    return with_overdue_sunsets(decide(candidate, champion, policy_for_version(policy, manifest, today)), policy, today)
 
 
 def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: Policy) -> GateDecision:

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernel_lifecycle import executor
+from kernel_lifecycle.boundary.inventory import evaluate_version
+from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError, RefusedError
-from kernel_lifecycle.promotion import active_policy, promote, run_gate
+from kernel_lifecycle.jobs.config import harness_of
+from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
+from kernel_lifecycle.jobs.recipes import from_policy
+from kernel_lifecycle.jobs.runner import job_run
+from kernel_lifecycle.policy.active import ActivePolicy, active_policy
+from kernel_lifecycle.promotion import promote, run_gate
+from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.settings import get_settings
 
 PLANS = ("downskill", "upskill", "evaluate")
 
@@ -22,25 +32,18 @@ def run_plan(
     *,
     trigger_id: str | None = None,
     actor: str = "scheduler",
-    progress: bool = False,
+    display: Display = SILENT,
     **overrides: Any,
 ) -> dict:
     if plan not in PLANS:
         raise JobError(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
     active = active_policy(kernel)
     if plan == "evaluate":
-        from kernel_lifecycle.settings import get_settings
-
         if get_settings().executor == "local":
             return evaluate_champion(kernel, active, trigger_id=trigger_id, actor=actor)
-        from kernel_lifecycle import executor
-
         return executor.submit(EVALUATE, {"kernel": kernel}, actor=actor, trigger_id=trigger_id).result()
-    from kernel_lifecycle.jobs.config import from_policy
-    from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
-
     config = from_policy(plan, active.policy, active.sha256, **overrides)
-    kv = submit_job(config, actor=actor, trigger_id=trigger_id, progress=progress,
+    kv = submit_job(config, actor=actor, trigger_id=trigger_id, display=display,
                     resources=plan_resources(active.policy, plan))  # KL_EXECUTOR: here or on Ray
     gate = run_gate(kernel, kv.version)
     result = {"kernel": kernel, "plan": plan, "version": kv.version, "gate": gate["status"], "promoted": False}
@@ -61,13 +64,8 @@ def evaluate_payload(payload: dict, *, actor: str, trigger_id: str | None = None
     return evaluate_champion(payload["kernel"], active_policy(payload["kernel"]), trigger_id=trigger_id, actor=actor)
 
 
-def evaluate_champion(kernel: str, active, *, trigger_id: str | None, actor: str) -> dict:  # noqa: ANN001
+def evaluate_champion(kernel: str, active: ActivePolicy, *, trigger_id: str | None, actor: str) -> dict:
     """Re-measure the champion under the policy's harness; logs a report, registers nothing."""
-    from kernel_lifecycle.boundary.inventory import evaluate_version
-    from kernel_lifecycle.jobs.runner import job_run
-    from kernel_lifecycle.jobs.config import harness_of
-    from kernel_lifecycle.registry import client as registry
-
     champion = registry.resolve(f"{kernel}@champion")
     with job_run("evaluate", kernel, {"version": champion.version}, actor=actor, trigger_id=trigger_id) as ctx:
         ctx.state("evaluating", f"champion v{champion.version}")

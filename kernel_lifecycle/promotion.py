@@ -13,59 +13,32 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from kernel_lifecycle import aliases
+from kernel_lifecycle.boundary.inventory import evaluate_version
 from kernel_lifecycle.boundary.report import BoundaryReport
+from kernel_lifecycle.boundary.tracking import load_version_report
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
-from kernel_lifecycle.errors import NotFoundError, RefusedError
+from kernel_lifecycle.errors import RefusedError
+from kernel_lifecycle.gates import GateDecision, gate_tags, gate_version, needs_reevaluation
+from kernel_lifecycle.policy.active import ActivePolicy, active_policy
 from kernel_lifecycle.registry import client as registry
-
+from kernel_lifecycle.registry.bundle import read_manifest
 
 # The MLflow description holds the latest gate verdict, then the job's own description.
 GATE_SEPARATOR = "\n\n---\n\n"
 
 
-@dataclass(frozen=True)
-class ActivePolicy:
-    policy: object  # kernel_lifecycle.policy.schema.Policy
-    sha256: str
-
-
-def active_policy(kernel: str) -> ActivePolicy:
-    from kernel_lifecycle.policy.loader import parse_policy
-    from kernel_lifecycle.policy.schema import PolicyContext
-
-    with session_scope() as session:
-        snapshot = repo.active_policy_snapshot(session, kernel=kernel)
-        if snapshot is None:
-            raise NotFoundError(
-                f"no policy applied for kernel {kernel!r}; run `kernel-lifecycle policies apply FILE`"
-            )
-        content, path, sha = snapshot.content, snapshot.path, snapshot.sha256
-    return ActivePolicy(policy=parse_policy(content, source=path, context=PolicyContext.stored()), sha256=sha)
-
-
-def load_version_report(kv: registry.KernelVersion) -> BoundaryReport:
-    import mlflow.artifacts
-
-    uri = kv.tags.get("kernel.boundary_report")
-    if not uri:
-        raise RefusedError(f"{kv.ref} has no boundary report; it cannot be gated")
-    text = mlflow.artifacts.load_text(uri)
-    return BoundaryReport.from_json(text)
-
-
 def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: ANN001
     """Gate ``kernel@version`` against the current champion; returns the stored decision.
 
+    Read (the active policy, both reports, the candidate's manifest), decide (``gates``, pure),
+    write (``record_gate``: the DB row, then the MLflow tags and description).
     ``reevaluate(kv, harness) -> BoundaryReport`` re-measures the champion under the
     candidate's harness config when the two differ (scorer parity); the default loads the
     champion's bundle and runs the boundary evaluation.
     """
-    from kernel_lifecycle.gates import decide, needs_reevaluation
-
     active = active_policy(kernel)
     candidate_kv = registry.get_version(kernel, version)
     candidate = load_version_report(candidate_kv)
@@ -77,9 +50,18 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         champion = load_version_report(champion_kv)
         if needs_reevaluation(candidate, champion):
             champion = (reevaluate or _reevaluate)(champion_kv, candidate)
-    manifest = _manifest_of(candidate_kv)
-    decision = decide(candidate, champion, policy_for_version(active.policy, manifest))
-    decision = with_overdue_sunsets(decision, active.policy)
+    manifest = read_manifest(registry.fetch_bundle(candidate_kv))  # fetch_bundle verified every file
+    decision = gate_version(candidate, champion, active.policy, manifest)
+    return record_gate(candidate_kv, candidate, decision, champion_version=champion_version, active=active)
+
+
+def record_gate(
+    candidate_kv: registry.KernelVersion, candidate: BoundaryReport, decision: GateDecision, *,
+    champion_version: str | None, active: ActivePolicy,
+) -> dict:
+    """Write a gate decision: its lifecycle-DB row (the truth), then its mirror on the MLflow
+    version (``gate.*`` tags and the description's first section) so the UI shows why."""
+    kernel = candidate_kv.name
     payload = json.loads(decision.model_dump_json())
     with session_scope() as session:
         repo.record_gate_decision(
@@ -106,53 +88,7 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
     return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
 
 
-def gate_tags(*, passed: bool, champion_version: str | None, summary: str) -> dict[str, str]:
-    """The tags a gate decision writes onto its version (the guard restores them from the DB)."""
-    return {
-        "gate.status": "passed" if passed else "failed",
-        "gate.champion": champion_version or "(none)",
-        "gate.report": summary[:4900],
-    }
-
-
-def with_overdue_sunsets(decision, policy, today=None):  # noqa: ANN001, ANN201
-    """Report retained skills past their sunset beside the verdict: a state to act on (retire
-    them), which neither blocks the gate nor makes the policy unreadable."""
-    from datetime import date
-
-    from kernel_lifecycle.gates import GateReason
-
-    notes = [GateReason(rule="sunset", passed=True, message=f"overdue: {line}") for line in policy.overdue_sunsets(today or date.today())]
-    return decision.model_copy(update={"reasons": [*decision.reasons, *notes]}) if notes else decision
-
-
-def _manifest_of(kv: registry.KernelVersion):  # noqa: ANN202
-    from kernel_lifecycle.registry.bundle import read_manifest
-
-    return read_manifest(registry.fetch_bundle(kv))  # fetch_bundle verified every file
-
-
-def policy_for_version(policy, manifest, today=None):  # noqa: ANN001, ANN201
-    """The policy's rules that apply to this version.
-
-    A retained skill's floor applies once the version claims the skill (v1 of a python kernel is
-    not failed for lacking the technology its upskill adds later); a retired skill's ceiling
-    applies once the version claims to have retired it or its sunset date has passed.
-    """
-    from datetime import date
-
-    today = today or date.today()
-    retained = [s for s in policy.skills.retained if s.name in manifest.retained_skills]
-    retired = [
-        s for s in policy.skills.retired if s.name in manifest.retired_skills or s.sunset <= today
-    ]
-    skills = policy.skills.model_copy(update={"retained": retained, "retired": retired})
-    return policy.model_copy(update={"skills": skills})
-
-
 def _reevaluate(champion_kv: registry.KernelVersion, candidate: BoundaryReport) -> BoundaryReport:
-    from kernel_lifecycle.boundary.inventory import evaluate_version
-
     return evaluate_version(champion_kv, candidate.harness)
 
 

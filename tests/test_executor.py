@@ -179,7 +179,7 @@ def _job_json(cli, job_id: str) -> dict:  # noqa: ANN001
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray-instance")
 def test_upskill_through_ray_matches_a_local_run(ray_instance, tiny_world, cli) -> None:
-    from kernel_lifecycle.promotion import load_version_report
+    from kernel_lifecycle.boundary.tracking import load_version_report
     from kernel_lifecycle.registry import client as registry
 
     local = executor.submit(RUN_JOB, _upskill_payload(4), actor="test", executor="local").result()
@@ -262,12 +262,13 @@ def test_killed_worker_fails_the_job_and_registers_nothing(ray_instance, tiny_wo
 
     # the retry (the scheduler's, under the same lease) is a new job, and it runs; through the
     # entry the CLI and the scheduler's pipeline call, which reads KL_EXECUTOR
-    from kernel_lifecycle.jobs.config import parse_config
+    from kernel_lifecycle.jobs.recipes import parse_config
+    from kernel_lifecycle.cli.output import RichDisplay
     from kernel_lifecycle.jobs.payloads import submit_job
 
     monkeypatch.setenv("KL_EXECUTOR", "ray")
     get_settings.cache_clear()
-    again = submit_job(parse_config(_upskill_payload(2)), actor="test", progress=True, resources={"num_cpus": 1})
+    again = submit_job(parse_config(_upskill_payload(2)), actor="test", display=RichDisplay(), resources={"num_cpus": 1})
     assert again.parent_version == "1" and again.version not in before
     assert _job_json(cli, again.tags["kernel.job_id"])["executor"] == "ray"
 

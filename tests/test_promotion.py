@@ -175,7 +175,7 @@ def test_a_champion_measured_under_another_harness_is_re_evaluated_under_the_can
     real arbiters) and compares like with like."""
     from kernel_lifecycle.boundary.inventory import evaluate_version
     from kernel_lifecycle.boundary.report import HarnessConfig
-    from kernel_lifecycle.promotion import load_version_report
+    from kernel_lifecycle.boundary.tracking import load_version_report
 
     new_version = kernel_with_champion
     probes = {f"{s}/{split}": "" for s in ("python", "cobol") for split in ("test", "fresh")}

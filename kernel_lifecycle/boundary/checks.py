@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, problem_scores
+from kernel_lifecycle.boundary.overlap import LANGUAGES, ShapeIndex
 from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, Gap, SkillMetrics
 from kernel_lifecycle.errors import RefusedError
 
@@ -171,8 +172,6 @@ def contamination_check(
     The check fails when any group's share exceeds ``max_share``. Only splits that claim to be
     new (``fresh``) should be passed: dev and test are in-family by design.
     """
-    from kernel_lifecycle.boundary.overlap import LANGUAGES, ShapeIndex
-
     training = list(training_texts)
     indexes: dict[str, ShapeIndex] = {}
     numbers, parts, worst = {}, [], 0.0

@@ -16,27 +16,24 @@ from kernel_lifecycle.boundary.generation import Generation, generate
 from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
 from kernel_lifecycle.boundary.overlap import probe_text
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
+from kernel_lifecycle.boundary.scorers import Sample
+from kernel_lifecycle.boundary.scorers.fanout import scorer_for
 from kernel_lifecycle.boundary.skills import Probe, Skill
+from kernel_lifecycle.settings import get_settings
 
 
 def scorer(name: str):  # noqa: ANN201
     """One scorer instance per name, executor and process (its positive control runs once);
     under ``KL_EXECUTOR=ray`` it scores in batches across Ray workers."""
-    from kernel_lifecycle.settings import get_settings
-
     return _scorer(name, get_settings().executor)
 
 
 @lru_cache(maxsize=None)
 def _scorer(name: str, executor: str):  # noqa: ANN202
-    from kernel_lifecycle.boundary.scorers.fanout import scorer_for
-
     return scorer_for(name, executor)
 
 
-def _samples(probes: list[Probe], generations: list[list[Generation]]):  # noqa: ANN202
-    from kernel_lifecycle.boundary.scorers import Sample
-
+def _samples(probes: list[Probe], generations: list[list[Generation]]) -> list[Sample]:
     return [
         Sample(task_id=p.task_id, prompt=p.prompt, completion=g.text, test=p.test, entry_point=p.entry_point)
         for p, gens in zip(probes, generations)

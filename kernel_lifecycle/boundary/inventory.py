@@ -9,19 +9,30 @@ the paired bootstrap interval of the per-problem difference excludes zero.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from kernel_lifecycle.boundary.checks import require_parity
+from kernel_lifecycle.boundary.evaluate import evaluate_kernel, measure_skills
+from kernel_lifecycle.boundary.metrics import describe_rate, paired_difference, problem_scores
+from kernel_lifecycle.boundary.plot import plot_inventory
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill, demo_skills, skills_named
+from kernel_lifecycle.boundary.tracking import load_version_report
+from kernel_lifecycle.display import SILENT, Display, ProgressLike
+from kernel_lifecycle.errors import NotFoundError
+from kernel_lifecycle.models.loading import LoadedKernel, load_kernel
+from kernel_lifecycle.registry.client import KernelVersion, fetch_bundle, get_version, resolve
+from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 INVENTORY_COLUMNS = ["skill", "metric", "gate split", "95% interval", "fresh", "gap (gate - fresh)", "entropy", "truncated"]
 FAMILY_COLUMNS = ["skill", "split", "family", "problems", "value"]
 DIFF_COLUMNS = ["skill", "metric", "before", "after", "change", "95% interval of change", "sig."]
 
 
-def _load(kv):  # noqa: ANN001, ANN202
-    from kernel_lifecycle.models.loading import load_kernel
-    from kernel_lifecycle.registry.client import fetch_bundle
-
+def _load(kv: KernelVersion) -> LoadedKernel:
     return load_kernel(fetch_bundle(kv))
 
 
@@ -31,16 +42,12 @@ def inventory_harness(*, split: str = "dev", max_problems: int | None = 50, max_
 
 
 def inventory_report(
-    model, tokenizer, *, kernel: str, version: str | None, harness: HarnessConfig,  # noqa: ANN001
-    skills: Mapping[str, Skill] | None = None, progress=None,  # noqa: ANN001
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, kernel: str, version: str | None, harness: HarnessConfig,
+    skills: Mapping[str, Skill] | None = None, progress: ProgressLike | None = None,
 ) -> BoundaryReport:
     """Every known skill (``demo_skills()`` unless given) under ``harness``, all checks run."""
-    from kernel_lifecycle.boundary.evaluate import evaluate_kernel
-
     skills = dict(skills if skills is not None else demo_skills())
     if not skills:
-        from kernel_lifecycle.errors import NotFoundError
-
         raise NotFoundError("no skills to measure: KL_SKILLS_DIR names no folder with skill.json files")
     # (evaluate_kernel records the scorers' versions and the probe digests itself)
     return evaluate_kernel(
@@ -48,10 +55,8 @@ def inventory_report(
     )
 
 
-def inventory_of(ref: str, harness: HarnessConfig, *, skills: Mapping[str, Skill] | None = None, progress=None) -> BoundaryReport:  # noqa: ANN001
+def inventory_of(ref: str, harness: HarnessConfig, *, skills: Mapping[str, Skill] | None = None, progress: ProgressLike | None = None) -> BoundaryReport:
     """resolve -> fetch_bundle -> load_kernel -> evaluate every skill."""
-    from kernel_lifecycle.registry.client import resolve
-
     kv = resolve(ref)
     loaded = _load(kv)
     return inventory_report(
@@ -59,7 +64,7 @@ def inventory_of(ref: str, harness: HarnessConfig, *, skills: Mapping[str, Skill
     )
 
 
-def evaluate_version(kv, harness: HarnessConfig) -> BoundaryReport:  # noqa: ANN001
+def evaluate_version(kv: KernelVersion, harness: HarnessConfig) -> BoundaryReport:
     """Re-measure a registered version under ``harness`` (the skills its probe digests name).
 
     Used by the gate when the champion was measured under another harness (scorer parity).
@@ -73,11 +78,9 @@ def evaluate_version(kv, harness: HarnessConfig) -> BoundaryReport:  # noqa: ANN
 
 
 def measure_version(
-    kv, skills: Mapping[str, Skill], *, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 160  # noqa: ANN001
+    kv: KernelVersion, skills: Mapping[str, Skill], *, split: str = "dev", max_problems: int | None = 50, max_new_tokens: int = 160
 ) -> dict[str, SkillMetrics]:
     """``skills`` on one version, greedy, first ``max_problems`` probes, no checks (cheap)."""
-    from kernel_lifecycle.boundary.evaluate import measure_skills
-
     loaded = _load(kv)
     return measure_skills(
         loaded.model, loaded.tokenizer, skills, split=split, max_problems=max_problems, max_new_tokens=max_new_tokens
@@ -89,8 +92,6 @@ def _interval(m: SkillMetrics) -> str:
 
 
 def _value(m: SkillMetrics) -> str:
-    from kernel_lifecycle.boundary.metrics import describe_rate
-
     return describe_rate(m.value, m.ci_high, m.n_problems * m.n_samples)
 
 
@@ -115,8 +116,6 @@ def inventory_rows(report: BoundaryReport) -> list[list[str]]:
 def family_rows(report: BoundaryReport) -> list[list[str]]:
     """The bidirectional boundary map, family by family: per skill and measured split, each
     family's problems and value (pass@k mean over its problems)."""
-    from kernel_lifecycle.boundary.metrics import problem_scores
-
     rows = []
     for name in sorted(report.skills):
         for split, metrics in ((report.gate_split, report.skills[name]), ("fresh", report.fresh.get(name))):
@@ -137,8 +136,6 @@ def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, f
     Paired by task id when both measured the same problems (per-problem pass@k differences,
     bootstrap over problems); otherwise the two intervals must not overlap.
     """
-    from kernel_lifecycle.boundary.metrics import paired_difference, problem_scores
-
     left, right = problem_scores(a), problem_scores(b)
     if left and left.keys() == right.keys() and a.k == b.k:
         ids = sorted(left)
@@ -149,8 +146,6 @@ def change(a: SkillMetrics, b: SkillMetrics, *, seed: int = 0) -> tuple[float, f
 
 def diff_rows(before: BoundaryReport, after: BoundaryReport) -> list[list[str]]:
     """Per-skill change between two reports of the same harness (refused otherwise)."""
-    from kernel_lifecycle.boundary.checks import require_parity
-
     require_parity(before, after)
     rows = []
     for name in sorted(set(before.skills) | set(after.skills)):
@@ -181,15 +176,10 @@ def report_summary(report: BoundaryReport) -> dict:
     }
 
 
-def inventory_table(kernel: str, versions: Sequence[str], *, console=None) -> dict:  # noqa: ANN001
-    """Every version's registered boundary report side by side (gate split, fresh, gap), and the
-    inventory plot: the numbers the gates decided on, not a second, cheaper measurement."""
-    from kernel_lifecycle.boundary.plot import plot_inventory
-    from kernel_lifecycle.cli.output import print_table
-    from kernel_lifecycle.promotion import load_version_report
-    from kernel_lifecycle.registry.client import get_version
-    from kernel_lifecycle.settings import get_settings
-
+def inventory_table(kernel: str, versions: Sequence[str], *, display: Display = SILENT) -> dict:
+    """Every version's registered boundary report side by side (gate split, fresh, gap), shown on
+    ``display``, and the inventory plot: the numbers the gates decided on, not a second, cheaper
+    measurement. Returns each version's ``report_summary``."""
     reports = {v: load_version_report(get_version(kernel, v)) for v in versions}
     rows = []
     for skill in sorted({s for r in reports.values() for s in r.skills}):
@@ -200,13 +190,12 @@ def inventory_table(kernel: str, versions: Sequence[str], *, console=None) -> di
             row.append("-" if f is None else f"{_value(f)}  gap {_gap(report, skill)}")
         rows.append(row)
     splits = sorted({r.gate_split for r in reports.values()})
-    print_table(
+    display.table(
         f"skill inventory of {kernel}: each version's registered report ({'/'.join(splits)} split, all probes, greedy)",
         ["skill", *[c for v in versions for c in (f"v{v} {reports[v].gate_split}", f"v{v} fresh")]],
         rows,
     )
     inventory = {v: r.skills for v, r in reports.items()}
     path = plot_inventory(inventory, path=get_settings().home_dir / "plots" / f"{kernel}-inventory.png", title=f"{kernel}: skills per version")
-    if console is not None:
-        console.print(f"  inventory plot: {path}")
+    display.line(f"  inventory plot: {path}")
     return {v: report_summary(r) for v, r in reports.items()}

@@ -156,6 +156,23 @@ class BoundaryReport(BaseModel):
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
 
+    def reusable_for(self, skill: str, harness: HarnessConfig, digests: dict[str, str]) -> bool:
+        """Whether this report's numbers of ``skill`` (gate split and fresh) stand for a new
+        measurement under ``harness`` on the probe files ``digests`` names (``<skill>/<split>`` ->
+        sha256): same gate split, budget and problem count, the same probe files, both measured."""
+        split = harness.split
+        return (
+            self.harness.split == split
+            and self.harness.max_new_tokens == harness.max_new_tokens
+            and self.harness.max_problems == harness.max_problems
+            and all(
+                digests.get(key) is not None and self.harness.probe_digests.get(key) == digests[key]
+                for key in (f"{skill}/{split}", f"{skill}/fresh")
+            )
+            and skill in self.skills
+            and skill in self.fresh
+        )
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 

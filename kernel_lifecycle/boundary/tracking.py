@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
-from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.errors import KernelLifecycleError, RefusedError
+from kernel_lifecycle.registry.client import KernelVersion
 from kernel_lifecycle.registry.tracking import client
 
 REPORT_PATH = "boundary"
+REPORT_ARTIFACT = f"{REPORT_PATH}/report.json"  # where a job's run keeps the report it registered with
+REPORT_TAG = "kernel.boundary_report"  # the version tag pointing at it: runs:/<run>/boundary/report.json
 
 
 def _run_id(run_id: str | None) -> str:
@@ -160,3 +163,19 @@ def replace_section(description: str, section: str) -> str:
     head, start, rest = description.partition(_SECTION_START)
     tail = rest.partition(_SECTION_END)[2] if start else ""
     return f"{head.rstrip()}\n\n{section}{tail}".lstrip()
+
+
+def report_uri(run_id: str) -> str:
+    """The ``REPORT_TAG`` value of a version registered by run ``run_id``."""
+    return f"runs:/{run_id}/{REPORT_ARTIFACT}"
+
+
+def load_version_report(kv: KernelVersion) -> BoundaryReport:
+    """The boundary report a version was registered with (its ``REPORT_TAG``); refused when it
+    has none (a version registered by hand cannot be gated)."""
+    import mlflow.artifacts
+
+    uri = kv.tags.get(REPORT_TAG)
+    if not uri:
+        raise RefusedError(f"{kv.ref} has no boundary report; it cannot be gated")
+    return BoundaryReport.from_json(mlflow.artifacts.load_text(uri))

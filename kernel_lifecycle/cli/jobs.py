@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
-from kernel_lifecycle.cli.output import console, print_json, print_table
+from kernel_lifecycle.cli.output import console, display, print_json, print_table
 
 jobs_app = typer.Typer(help="Jobs that change kernels, and their history.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def build_base(force: bool = typer.Option(False, "--force", help="Rebuild even i
     """Build (or reuse from its content-addressed cache) the demo base model and report its skills."""
     from kernel_lifecycle.demo.base_builder import build_demo_base
 
-    build = build_demo_base(force=force, progress=not json_out)
+    build = build_demo_base(force=force, display=display(not json_out))
     data = {"path": str(build.path), "sha256": build.sha256, "metrics": build.metrics,
             "metrics_by_split": build.by_split, "seconds": build.seconds, "cached": build.cached}
     if json_out:
@@ -41,7 +41,7 @@ def _result(kv, json_out: bool) -> None:  # noqa: ANN001
 
 def _policy_of(kernel: str, *, required: bool):  # noqa: ANN202
     from kernel_lifecycle.errors import NotFoundError
-    from kernel_lifecycle.promotion import active_policy
+    from kernel_lifecycle.policy.active import active_policy
 
     try:
         active = active_policy(kernel)
@@ -56,12 +56,16 @@ DetachOption = typer.Option(False, "--detach", help="With KL_EXECUTOR=ray and KL
 
 
 def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool = False, **overrides) -> None:  # noqa: ANN003
-    from kernel_lifecycle.jobs.config import from_policy
     from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
+    from kernel_lifecycle.jobs.recipes import from_policy
 
     policy, sha = _policy_of(kernel, required=kind != "distill")
+    if kind == "distill" and overrides.get("teacher") is None:
+        from kernel_lifecycle.demo.base_builder import build_demo_base
+
+        overrides["teacher"] = str(build_demo_base(display=display(not json_out)).path)
     config = from_policy(kind, policy, sha, kernel=kernel, **overrides)
-    done = submit_job(config, actor=actor or default_actor(), progress=not json_out,
+    done = submit_job(config, actor=actor or default_actor(), display=display(not json_out),
                       resources=plan_resources(policy, kind), detach=detach)
     if detach:
         if json_out:

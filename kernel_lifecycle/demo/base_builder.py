@@ -28,9 +28,23 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kernel_lifecycle.boundary.generation import generate
+from kernel_lifecycle.boundary.scorers import get_scorer
+from kernel_lifecycle.boundary.scorers.base import Sample
+from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, PRETRAIN_FILE, Probe, Skill, demo_skills
+from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.models.loading import base_sha256
 from kernel_lifecycle.models.tokenizer import train_bpe_tokenizer
+from kernel_lifecycle.settings import get_settings
+from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
+from kernel_lifecycle.training.loop import train
+from kernel_lifecycle.training.losses import ce_loss
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # Bump when the build procedure changes in a way the config does not capture.
 BUILDER_VERSION = "demo-base-4"
@@ -72,9 +86,7 @@ class BaseBuild:
     seconds: float = 0.0
 
 
-def _skills(skills_dir: Path | None):
-    from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, demo_skills
-
+def _skills(skills_dir: Path | None) -> list[Skill]:
     skills = demo_skills(skills_dir or DEMO_SKILLS_DIR)
     missing = [name for name in SKILL_NAMES if name not in skills]
     if missing:
@@ -95,7 +107,7 @@ def build_environment() -> dict[str, str]:
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def cache_key(config: BaseConfig, skills) -> str:  # noqa: ANN001
+def cache_key(config: BaseConfig, skills: list[Skill]) -> str:
     payload = {
         "builder": BUILDER_VERSION,
         "environment": build_environment(),
@@ -106,18 +118,14 @@ def cache_key(config: BaseConfig, skills) -> str:  # noqa: ANN001
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def pretrain_probes(skill):  # noqa: ANN001, ANN201
+def pretrain_probes(skill: Skill) -> list[Probe]:
     """The skill's train split and its ``pretrain.jsonl`` (absent: none): what the base learns from."""
-    from kernel_lifecycle.boundary.skills import PRETRAIN_FILE, Probe
-
     path = skill.root / PRETRAIN_FILE
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     return skill.probes("train") + [Probe.model_validate_json(line) for line in lines if line.strip()]
 
 
-def _pretrain_digest(skill) -> str:  # noqa: ANN001
-    from kernel_lifecycle.boundary.skills import PRETRAIN_FILE
-
+def _pretrain_digest(skill: Skill) -> str:
     path = skill.root / PRETRAIN_FILE
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
@@ -144,12 +152,8 @@ def _model(config: BaseConfig, tokenizer):  # noqa: ANN001, ANN202
         return LlamaForCausalLM(llama)
 
 
-def measure(model, tokenizer, skills, *, limit: int | None = None, split: str = "dev") -> dict[str, dict[str, float]]:  # noqa: ANN001
+def measure(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, skills: list[Skill], *, limit: int | None = None, split: str = "dev") -> dict[str, dict[str, float]]:
     """Greedy generation on each skill's ``split``, judged by its real scorer."""
-    from kernel_lifecycle.boundary.generation import generate
-    from kernel_lifecycle.boundary.scorers import get_scorer
-    from kernel_lifecycle.boundary.scorers.base import Sample
-
     model.eval()
     out: dict[str, dict[str, float]] = {}
     for skill in skills:
@@ -169,12 +173,8 @@ def measure(model, tokenizer, skills, *, limit: int | None = None, split: str = 
     return out
 
 
-def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | None, progress: bool) -> dict:  # noqa: ANN001
+def _train_into(staging: Path, config: BaseConfig, skills: list[Skill], *, eval_limit: int | None, display: Display) -> dict:
     import torch
-
-    from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
-    from kernel_lifecycle.training.loop import train
-    from kernel_lifecycle.training.losses import ce_loss
 
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
@@ -191,15 +191,8 @@ def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | 
     ]
     stream = (next(streams[i % len(streams)]) for i in itertools.count())
 
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(TextColumn("demo base"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TimeElapsedColumn(), transient=True)
-        bar.start()
     losses: list[float] = []
-    try:
+    with display.progress() as bar:
         # The step loop keeps one learning rate, so the decay is done in phases (a fresh AdamW
         # each): at a constant high rate the last weights are a noisy point, and greedy decoding
         # of long COBOL programs is the first thing to suffer.
@@ -211,9 +204,6 @@ def _train_into(staging: Path, config: BaseConfig, skills, *, eval_limit: int | 
             result = train(model, stream, loss_fn=ce_loss, steps=n, lr=config.lr * scale,
                            seed=config.seed + i, progress=bar)
             losses += result.losses
-    finally:
-        if bar is not None:
-            bar.stop()
     train_seconds = time.perf_counter() - started
 
     measured = {split: measure(model, tokenizer, skills, limit=eval_limit, split=split) for split in EVAL_SPLITS}
@@ -252,7 +242,7 @@ def build_demo_base(
     *,
     force: bool = False,
     steps: int | None = None,
-    progress: bool = True,
+    display: Display = SILENT,
     config: BaseConfig | None = None,
     eval_limit: int | None = None,
     skills_dir: Path | None = None,
@@ -262,9 +252,6 @@ def build_demo_base(
     ``steps``/``config`` and ``eval_limit`` (problems per skill and measured split) are knobs for tests; the
     defaults are the real build, which must really have all three skills.
     """
-    from kernel_lifecycle.models.loading import base_sha256
-    from kernel_lifecycle.settings import get_settings
-
     config = config or BaseConfig()
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
@@ -285,7 +272,7 @@ def build_demo_base(
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     threads = _torch_threads()
     try:
-        info = _train_into(staging, config, skills, eval_limit=eval_limit, progress=progress)
+        info = _train_into(staging, config, skills, eval_limit=eval_limit, display=display)
         # build.json last: its presence marks a complete entry
         (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         try:

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from kernel_lifecycle.boundary.checks import contamination_check
+from kernel_lifecycle.boundary.overlap import language_of, near_duplicates
+from kernel_lifecycle.boundary.scorers import get_scorer
+from kernel_lifecycle.boundary.scorers.base import Sample
 from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, PRETRAIN_FILE
 
 SEED = 20261123
@@ -440,9 +444,6 @@ def _check_disjoint(name: str, splits: dict[str, list[Item]]) -> None:
 def _check_fresh(name: str, scorer: str, splits: dict[str, list[Item]]) -> None:
     """No fresh probe has the shape of a probe of another split (a held-out family in no other form),
     and the boundary report's contamination check passes on the data as shipped."""
-    from kernel_lifecycle.boundary.checks import contamination_check
-    from kernel_lifecycle.boundary.overlap import language_of, near_duplicates
-
     fresh = [(f"fresh/{i}", it.prompt + it.canonical_solution) for i, it in enumerate(splits["fresh"])]
     for split in IN_FAMILY:
         others = [(f"{split}/{i}", it.prompt + it.canonical_solution) for i, it in enumerate(splits[split])]
@@ -459,9 +460,6 @@ def _check_fresh(name: str, scorer: str, splits: dict[str, list[Item]]) -> None:
 
 def verify(scorer_name: str, probes: list[dict]) -> None:
     """Every canonical solution passes its real scorer, or generation fails."""
-    from kernel_lifecycle.boundary.scorers import get_scorer
-    from kernel_lifecycle.boundary.scorers.base import Sample
-
     samples = [Sample(task_id=p["task_id"], prompt=p["prompt"], completion=p["canonical_solution"],
                       test=p["test"], entry_point=p["entry_point"]) for p in probes]
     verdicts = get_scorer(scorer_name).score(samples)

@@ -17,7 +17,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from kernel_lifecycle.cli.output import console
+from kernel_lifecycle import promotion
+from kernel_lifecycle.boundary.inventory import inventory_table
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import session_scope, upgrade
+from kernel_lifecycle.demo.base_builder import build_demo_base
+from kernel_lifecycle.display import SILENT, Display
+from kernel_lifecycle.errors import RefusedError
+from kernel_lifecycle.jobs.payloads import submit_job
+from kernel_lifecycle.jobs.recipes import from_policy
+from kernel_lifecycle.pipeline import run_plan
+from kernel_lifecycle.policy.loader import load_policy
+from kernel_lifecycle.policy_apply import apply_policy
+from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.resources import demo_policy
+from kernel_lifecycle.settings import get_settings
 
 KERNEL = "python-kernel"
 DISTILL_SKILLS = ["python", "cobol"]
@@ -32,8 +46,6 @@ class QuickstartResult:
 
 
 def _version_by_kind(kind: str) -> str | None:
-    from kernel_lifecycle.registry import client as registry
-
     if not registry.kernel_exists(KERNEL):
         return None
     for kv in reversed(registry.list_versions(KERNEL)):
@@ -42,97 +54,78 @@ def _version_by_kind(kind: str) -> str | None:
     return None
 
 
-def _gate_and_promote(version: str, approver: str, step: str, *, refusal_ends: bool = True) -> bool:
+def _gate_and_promote(version: str, approver: str, step: str, display: Display, *, refusal_ends: bool = True) -> bool:
     """Gate, approve and promote; a refused gate ends the quickstart (``refusal_ends``), or is
     reported and the champion stays where it is. Returns whether the version is champion."""
-    from kernel_lifecycle import promotion
-    from kernel_lifecycle.db import repo
-    from kernel_lifecycle.db.engine import session_scope
-
     with session_scope() as session:
         if repo.get_alias(session, kernel=KERNEL, alias="champion") == version:
-            console.print(f"  v{version} is champion already")
+            display.line(f"  v{version} is champion already")
             return True
     gate = promotion.run_gate(KERNEL, version)
     failures = [r["message"] for r in gate["reasons"] if not r["passed"]]
-    console.print(f"  gate v{version} vs champion {gate['champion'] or '(none)'}: [bold]{gate['status']}[/bold]")
+    display.line(f"  gate v{version} vs champion {gate['champion'] or '(none)'}: [bold]{gate['status']}[/bold]")
     for message in failures:
-        console.print(f"    [red]x[/red] {message}")
+        display.line(f"    [red]x[/red] {message}")
     if gate["status"] != "passed":
         if refusal_ends:
-            from kernel_lifecycle.errors import RefusedError
-
             raise RefusedError(f"quickstart: the gate refused v{version} after {step}; see the reasons above")
-        console.print(
+        display.line(
             f"  [bold]v{version} stays a candidate: its gate refused it[/bold] (the reasons above); the champion "
             f"stays v{gate['champion']}. This is the gate doing its job: `kernel-lifecycle gate {KERNEL} {version}` shows it again."
         )
         return False
     promotion.approve(KERNEL, version, approver=approver, note=f"quickstart: {step}")
     promotion.promote(KERNEL, version, actor=approver, reason=f"quickstart: {step}")
-    console.print(f"  v{version} promoted to champion (approved and promoted by {approver})")
+    display.line(f"  v{version} promoted to champion (approved and promoted by {approver})")
     return True
 
 
-def run() -> QuickstartResult:
-    from kernel_lifecycle.db.engine import upgrade
-    from kernel_lifecycle.jobs.config import from_policy
-    from kernel_lifecycle.jobs.payloads import submit_job
-    from kernel_lifecycle.demo.base_builder import build_demo_base
-    from kernel_lifecycle.pipeline import run_plan
-    from kernel_lifecycle.policy.loader import load_policy
-    from kernel_lifecycle.policy_apply import apply_policy
-    from kernel_lifecycle.settings import get_settings
-
+def run(display: Display = SILENT) -> QuickstartResult:
     started = time.monotonic()
     result = QuickstartResult()
     settings = get_settings()
     settings.ensure_home()
     upgrade()
-    from kernel_lifecycle.resources import demo_policy
-
     loaded = load_policy(demo_policy())
     apply_policy(loaded, actor="quickstart")
     approver = loaded.policy.approvals.approvers[0]
-    console.rule("[bold]1. demo base model")
-    base = build_demo_base()
-    console.print(f"  {base.path} (sha256 {base.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in base.metrics.items()))
+    display.rule("1. demo base model")
+    base = build_demo_base(display=display)
+    display.line(f"  {base.path} (sha256 {base.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in base.metrics.items()))
 
     def distill_v1() -> str:
         config = from_policy("distill", loaded.policy, loaded.sha256, skills=DISTILL_SKILLS, teacher=str(base.path))
-        return submit_job(config, actor="quickstart", progress=True).version  # KL_EXECUTOR: here or on Ray
+        return submit_job(config, actor="quickstart", display=display).version  # KL_EXECUTOR: here or on Ray
 
     steps = [
         ("2. distill python-kernel v1", "distill", distill_v1),
         ("3. upskill sql (the policy's upskill plan)", "upskill",
-         lambda: run_plan(KERNEL, "upskill", trigger_id="manual-upskill", actor="quickstart", progress=True)["version"]),
+         lambda: run_plan(KERNEL, "upskill", trigger_id="manual-upskill", actor="quickstart", display=display)["version"]),
         ("4. the scheduled deprecation of cobol (its sunset trigger), run now", "downskill",
-         lambda: run_plan(KERNEL, "downskill", trigger_id="cobol-sunset", actor="quickstart", progress=True)["version"]),
+         lambda: run_plan(KERNEL, "downskill", trigger_id="cobol-sunset", actor="quickstart", display=display)["version"]),
     ]
     for title, kind, make in steps:
-        console.rule(f"[bold]{title}")
+        display.rule(f"{title}")
         version = _version_by_kind(kind)
         if version is None:
             version = make()
         else:
-            console.print(f"  reusing v{version}")
+            display.line(f"  reusing v{version}")
         result.versions[kind] = version
         # the deprecation's candidate may be refused (and say why); v1 and v2 are what it builds on
-        result.promoted[kind] = _gate_and_promote(version, approver, kind, refusal_ends=kind != "downskill")
+        result.promoted[kind] = _gate_and_promote(version, approver, kind, display, refusal_ends=kind != "downskill")
     v1, v2, v3 = result.versions["distill"], result.versions["upskill"], result.versions["downskill"]
 
-    console.rule("[bold]5. skill inventory of every version")
-    from kernel_lifecycle.boundary.inventory import inventory_table
-
-    result.inventory = inventory_table(KERNEL, [v1, v2, v3], console=console)
+    display.rule("5. skill inventory of every version")
+    result.inventory = inventory_table(KERNEL, [v1, v2, v3], display=display)
     result.seconds = time.monotonic() - started
-    console.rule("[bold]where things are")
-    console.print(f"  MLflow store:     {settings.tracking_uri}")
-    console.print(f"  artifacts/plots:  {settings.artifact_root} (boundary/curves.png of each job's run)")
-    console.print(f"  lifecycle DB:     {settings.db_url}")
-    console.print("  open the UI:      kernel-lifecycle ui")
-    console.print(f"  lineage:          kernel-lifecycle kernels lineage {KERNEL}@{v3}")
+    display.rule("where things are")
+    display.line(f"  MLflow store:     {settings.tracking_uri}")
+    display.line(f"  artifacts/plots:  {settings.artifact_root} (boundary/curves.png of each job's run)")
+    display.line(f"  lifecycle DB:     {settings.db_url}")
+    display.line("  open the UI:      kernel-lifecycle ui")
+    display.line(f"  lineage:          kernel-lifecycle kernels lineage {KERNEL}@{v3}")
     champion = v3 if result.promoted.get("downskill") else v2
-    console.print(f"  champion:         v{champion}" + ("" if champion == v3 else f" (v{v3} was refused by its gate: `kernel-lifecycle gate {KERNEL} {v3}`)"))
-    console.print(f"  done in {result.seconds:.0f} s")
+    display.line(f"  champion:         v{champion}" + ("" if champion == v3 else f" (v{v3} was refused by its gate: `kernel-lifecycle gate {KERNEL} {v3}`)"))
+    display.line(f"  done in {result.seconds:.0f} s")
     return result

@@ -3,7 +3,7 @@
 A version's lineage tags (``kernel.parent_version``, ``kernel.adapters``, ...) come from its
 verified bundle manifest (``registry.client.lineage_tags``); its gate tags (``gate.status``,
 ``gate.champion``, ``gate.report``) from the latest gate decision in the lifecycle DB
-(``promotion.gate_tags``). Tags with no such source (``kernel.job_kind``, a person's own tags)
+(``gates.gate_tags``). Tags with no such source (``kernel.job_kind``, a person's own tags)
 are left alone. A tag that the source says must not exist is deleted.
 """
 
@@ -46,10 +46,11 @@ class TagDrift:
 def expected_tags(session, kernel: str, version: str) -> dict[str, str | None]:  # noqa: ANN001
     """What each guarded tag of a version must be (None: absent)."""
     from kernel_lifecycle.gates import GateDecision
-    from kernel_lifecycle.promotion import _manifest_of, gate_tags
-    from kernel_lifecycle.registry.client import get_version, lineage_tags
+    from kernel_lifecycle.gates import gate_tags
+    from kernel_lifecycle.registry.bundle import read_manifest
+    from kernel_lifecycle.registry.client import fetch_bundle, get_version, lineage_tags
 
-    lineage = lineage_tags(_manifest_of(get_version(kernel, version)))
+    lineage = lineage_tags(read_manifest(fetch_bundle(get_version(kernel, version))))
     row = repo.latest_gate_decision(session, kernel=kernel, version=version)
     gate = (
         gate_tags(passed=row.passed, champion_version=row.champion_version, summary=GateDecision.model_validate(row.decision).summary())

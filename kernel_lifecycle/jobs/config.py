@@ -1,8 +1,8 @@
-"""One typed config per job kind, and the one function that builds it from a policy.
+"""One typed config per job kind, and what every kind reads of a policy.
 
-``from_policy(kind, policy, policy_sha256, **overrides)`` is what the CLI, the scheduler's
-pipeline and the quickstart all call: the plan's hyperparameters, the policy's thresholds,
-harness and skills, then the caller's overrides (``None`` means "keep the plan's"). A config is
+``recipes.from_policy(kind, policy, policy_sha256, **overrides)`` builds a config: the policy's
+thresholds, harness and skills (``policy_base_fields``), the recipe's own plan fields, then the
+caller's overrides (``None`` means "keep the plan's"). A config is
 validated as it is built (ranges, the unlearning method and its options), so a recipe checks
 only what needs the world (skills on disk, a parent version). Configs are plain JSON-able
 pydantic models: they are logged as the job's params and can cross a process boundary.
@@ -10,13 +10,14 @@ pydantic models: they are logged as the job's params and can cross a process bou
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kernel_lifecycle.boundary.checks import CheckSettings
 from kernel_lifecycle.boundary.report import HarnessConfig
-from kernel_lifecycle.errors import JobError, PolicyError
+from kernel_lifecycle.policy.schema import Policy
+from kernel_lifecycle.unlearning import check_method, method_class, option_problems
 
 DEFAULT_CEILING = 0.05  # ceiling and allowed drop of a skill the policy does not name
 
@@ -89,7 +90,7 @@ class _LoraJob(_Job):
 class DistillConfig(_Job):
     kind: Literal["distill"] = "distill"
     skills: list[str] = Field(min_length=1, description="the task's skills: the kernel's data")
-    teacher: str | None = Field(default=None, description="local dir or hub id; None: the demo base")
+    teacher: str | None = Field(default=None, description="a base spec: local dir, hub id, ...; the CLI defaults it to the demo base")
     student_layers: int | None = Field(default=None, gt=0, description="None: half the teacher's layers")
     steps: int = Field(default=150, gt=0)
     lr: float = Field(default=1e-3, gt=0.0, lt=1.0)
@@ -139,8 +140,6 @@ class DownskillConfig(_LoraJob):
 
     @model_validator(mode="after")
     def _method_and_skills(self) -> "DownskillConfig":
-        from kernel_lifecycle.unlearning import check_method, method_class, option_problems
-
         check_method(self.method)
         problems = option_problems(self.method, self.method_options)
         if problems:
@@ -152,20 +151,10 @@ class DownskillConfig(_LoraJob):
         return self
 
 
-JobConfig = Annotated[Union[DistillConfig, UpskillConfig, DownskillConfig], Field(discriminator="kind")]
-KINDS = ("distill", "upskill", "downskill")
-
-
-def parse_config(data: dict[str, Any] | str) -> DistillConfig | UpskillConfig | DownskillConfig:
-    """A config from its JSON form (``model_dump``), e.g. on the far side of a process boundary."""
-    adapter = TypeAdapter(JobConfig)
-    return adapter.validate_json(data) if isinstance(data, str) else adapter.validate_python(data)
-
-
 # ---- from a policy --------------------------------------------------------------------------
 
 
-def harness_of(policy) -> HarnessConfig:  # noqa: ANN001
+def harness_of(policy: Policy) -> HarnessConfig:
     h = policy.gate.harness
     return HarnessConfig(
         max_new_tokens=h.max_new_tokens,
@@ -178,7 +167,7 @@ def harness_of(policy) -> HarnessConfig:  # noqa: ANN001
     )
 
 
-def thresholds_of(policy) -> Thresholds:  # noqa: ANN001
+def thresholds_of(policy: Policy) -> Thresholds:
     return Thresholds(
         floors={s.name: s.floor for s in policy.skills.retained},
         ceilings={s.name: s.ceiling for s in policy.skills.retired},
@@ -186,62 +175,22 @@ def thresholds_of(policy) -> Thresholds:  # noqa: ANN001
     )
 
 
-def policy_skills(policy) -> list[str]:  # noqa: ANN001
+def policy_skills(policy: Policy) -> list[str]:
     return sorted({s.name for s in policy.skills.retained} | {s.name for s in policy.skills.retired})
 
 
-def _plan_fields(kind: str, policy) -> dict[str, Any]:  # noqa: ANN001
-    if kind == "distill":  # a policy has no distill plan: its skills and measurement only
-        return {}
-    plan = getattr(policy.plans, kind)
-    if plan is None:
-        raise PolicyError(f"the policy of {policy.kernel} has no {kind} plan")
+def plan_hyperparameters(plan: Any) -> dict[str, Any]:
+    """The hyperparameters every LoRA plan of a policy carries (``plans.upskill|downskill``)."""
     hp = plan.hyperparameters
-    fields: dict[str, Any] = {
+    return {
         "steps": hp.steps, "lr": hp.lr, "rank": hp.rank, "alpha": hp.alpha,
         "batch_size": hp.batch_size, "eval_every": hp.eval_every,
     }
-    if kind == "upskill":
-        fields.update(skill=plan.data_skill, replay=list(plan.replay.skills), replay_ratio=plan.replay.ratio)
-    else:
-        fields.update(
-            skill=plan.skill,
-            retain=list(plan.retain) or [s.name for s in policy.skills.retained],
-            method=plan.method,
-            method_options=plan.method_options(),
-            target=plan.target,
-            target_heads=plan.target_heads,
-            relearn_steps=policy.gate.relearning.steps,
-            relearn_examples=policy.gate.relearning.examples,
-            relearn_lr=policy.gate.relearning.lr,
-            relearn_problems=policy.gate.relearning.max_problems,
-        )
-    return fields
 
 
-def from_policy(kind: str, policy, policy_sha256: str | None, **overrides: Any):  # noqa: ANN001, ANN201
-    """The config of a ``kind`` job for ``policy``'s kernel: plan, thresholds, harness and skills,
-    then ``overrides`` (``None`` values ignored). Overriding the method drops the plan's options,
-    which belong to the plan's method, unless options are given too. ``policy=None``: defaults."""
-    if kind not in KINDS:
-        raise JobError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    fields: dict[str, Any] = {}
-    if policy is not None:
-        fields = {
-            "kernel": policy.kernel, "thresholds": thresholds_of(policy), "harness": harness_of(policy),
-            "checks": CheckSettings.of_policy(policy), "policy_sha256": policy_sha256, "report_skills": policy_skills(policy), **_plan_fields(kind, policy),
-        }
-    if "method" in given and given["method"] != fields.get("method") and "method_options" not in given:
-        fields.pop("method_options", None)
-    fields.update(given)
-    model = {"distill": DistillConfig, "upskill": UpskillConfig, "downskill": DownskillConfig}[kind]
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
-        raise JobError(f"{kind} job config refused: {problems}") from None
+def policy_base_fields(policy: Policy, policy_sha256: str | None) -> dict[str, Any]:
+    """What every job reads of its kernel's policy: thresholds, harness, checks and skills."""
+    return {
+        "kernel": policy.kernel, "thresholds": thresholds_of(policy), "harness": harness_of(policy),
+        "checks": CheckSettings.of_policy(policy), "policy_sha256": policy_sha256, "report_skills": policy_skills(policy),
+    }

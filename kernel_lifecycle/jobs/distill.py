@@ -1,7 +1,8 @@
 """distill: create a kernel from a larger teacher on its task's data (KL to the teacher + CE).
 
 Top to bottom:
-1. load the teacher (a local directory or hub id; the demo base by default);
+1. open the job (``context.open_job``) with the teacher (any base spec: a local directory, a
+   hub id, ...) as its model;
 2. build the student from the teacher by keeping an evenly spaced subset of its layers
    (DistilBERT-style initialisation: the student starts with the teacher's knowledge in a
    smaller network instead of from noise, which is what makes a few hundred CPU steps enough);
@@ -15,25 +16,42 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from kernel_lifecycle.boundary.skills import Skill
+from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs import common
 from kernel_lifecycle.jobs.config import DistillConfig
-from kernel_lifecycle.jobs.runner import job_run
+from kernel_lifecycle.jobs.context import open_job
+from kernel_lifecycle.models.loading import base_sha256, check_weights, resolve_base_dir
+from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.registry.bundle import BaseModelRef
+from kernel_lifecycle.training.data import IGNORE_INDEX, batches, pad_id_of
+from kernel_lifecycle.training.loop import train
+from kernel_lifecycle.training.losses import next_token_targets
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 BASE_ARTIFACT = "base"
 
 
-def check_world(spec: DistillConfig) -> dict:
+def policy_fields(policy: Policy) -> dict[str, Any]:
+    """A policy has no distill plan: a distill reads its skills and measurement only (``from_policy``)."""
+    return {}
+
+
+def check_world(spec: DistillConfig) -> dict[str, Skill]:
     """What the config cannot check alone: skills with data, a safetensors teacher, a new kernel."""
     skills = common.skills_named(spec.skills)
     for skill in skills.values():
         common.require_train_data(skill)
-    if spec.teacher is not None:
-        from kernel_lifecycle.models.loading import check_weights, resolve_base_dir
-
-        check_weights(resolve_base_dir(spec.teacher))  # a missing or pickled teacher fails here
+    if spec.teacher is None:
+        raise JobError("distill needs a teacher: a base spec (a local model directory, a hub id, ...); "
+                       "`kernel-lifecycle jobs distill --teacher` defaults to the demo base")
+    check_weights(resolve_base_dir(spec.teacher))  # a missing or pickled teacher fails here
     if registry.kernel_exists(spec.kernel) and registry.list_versions(spec.kernel):
         raise JobError(
             f"kernel {spec.kernel!r} already has versions; distill creates a kernel's first version "
@@ -45,7 +63,7 @@ def check_world(spec: DistillConfig) -> dict:
 _LAYER = re.compile(r"^(?P<prefix>.*?\.(?:layers|h))\.(?P<index>\d+)\.(?P<rest>.*)$")
 
 
-def student_from_teacher(teacher, n_layers: int):  # noqa: ANN001, ANN201
+def student_from_teacher(teacher: PreTrainedModel, n_layers: int) -> PreTrainedModel:
     """A smaller copy of ``teacher`` holding ``n_layers`` evenly spaced layers (first and last kept)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -76,13 +94,10 @@ def student_from_teacher(teacher, n_layers: int):  # noqa: ANN001, ANN201
     return student.to(dtype=torch.float32)
 
 
-def kd_loss(teacher, temperature: float, alpha: float):  # noqa: ANN001, ANN201
+def kd_loss(teacher: PreTrainedModel, temperature: float, alpha: float):  # noqa: ANN201 - a training loss function
     """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE, over solution tokens."""
     import torch
     import torch.nn.functional as F
-
-    from kernel_lifecycle.training.data import IGNORE_INDEX
-    from kernel_lifecycle.training.losses import next_token_targets
 
     def loss_fn(student, batch):  # noqa: ANN001, ANN202
         logits = student(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
@@ -102,23 +117,19 @@ def kd_loss(teacher, temperature: float, alpha: float):  # noqa: ANN001, ANN201
     return loss_fn
 
 
-def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progress: bool = True) -> registry.KernelVersion:
-    from kernel_lifecycle.models.loading import base_sha256, load_base
-    from kernel_lifecycle.registry.bundle import BaseModelRef
-    from kernel_lifecycle.training.data import batches, pad_id_of
-    from kernel_lifecycle.training.loop import train
+def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, display: Display = SILENT) -> registry.KernelVersion:
+    from transformers import AutoConfig
 
     skills = check_world(spec)
-    teacher_uri = spec.teacher or _demo_teacher()
-    params = common.config_params(spec)
+    teacher_uri = str(spec.teacher)
+    if spec.student_layers is None:  # resolved before the job opens, so its params say what ran
+        layers = AutoConfig.from_pretrained(resolve_base_dir(teacher_uri), trust_remote_code=False).num_hidden_layers
+        spec = spec.model_copy(update={"student_layers": max(1, layers // 2)})
+    n_layers = int(spec.student_layers)
 
-    with job_run("distill", spec.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, common.progress_bar(progress) as bar:
-        teacher, tokenizer = load_base(teacher_uri)
-        teacher.eval()
-        n_layers = spec.student_layers or max(1, teacher.config.num_hidden_layers // 2)
-        ctx.log_params({**params, "teacher": teacher_uri, "student_layers": n_layers, "harness": spec.harness.model_dump()})
-        digests = common.log_data_inputs(ctx, skills)
-        digests["teacher"] = base_sha256(Path(teacher_uri)) if Path(teacher_uri).is_dir() else teacher_uri
+    with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, teacher=teacher_uri) as job:
+        ctx, teacher, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
+        job.digests["teacher"] = base_sha256(Path(teacher_uri)) if Path(teacher_uri).is_dir() else teacher_uri
 
         student = student_from_teacher(teacher, n_layers)
         stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))
@@ -134,6 +145,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
                 on_step=on_step, progress=bar,
             )
         ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
+        job.model = student  # the teacher's memory goes before the final measurement
         del teacher
         curves.plot(ctx, retired=[], retained=list(skills), thresholds=spec.thresholds, chosen_step=spec.steps,
                     title=f"distillation of {spec.kernel}: the student learns its skills")
@@ -145,29 +157,8 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, progr
         student.save_pretrained(base_dir, safe_serialization=True)
         tokenizer.save_pretrained(base_dir)
         ctx.log_artifact_dir(base_dir, BASE_ARTIFACT)
-        bundle = common.new_version_bundle(
-            ctx.workdir / "bundle",
-            parent=None,
-            parent_bundle=None,
-            kernel=spec.kernel,
+        return job.register(
+            report, skill=None, retained=list(spec.skills), retired=[], policy_sha256=spec.policy_sha256,
             base=BaseModelRef(uri=f"runs:/{ctx.run_id}/{BASE_ARTIFACT}", sha256=base_sha256(base_dir)),
-            new_adapter=None,
-            retained=list(spec.skills),
-            retired=[],
-            parent_version=None,
-            job_id=ctx.job_id,
-            policy_sha256=spec.policy_sha256,
-            data_digests=digests,
+            description=f"distilled from {teacher_uri} on {', '.join(spec.skills)} ({n_layers}-layer student)",
         )
-        return ctx.register_candidate(
-            bundle,
-            report,
-            description=f"distilled from {teacher_uri} on {', '.join(spec.skills)} ({n_layers}-layer student). "
-            + report.summary(),
-        )
-
-
-def _demo_teacher() -> str:
-    from kernel_lifecycle.demo.base_builder import build_demo_base
-
-    return str(build_demo_base().path)

@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from kernel_lifecycle import aliases
+from kernel_lifecycle.boundary.report import BoundaryReport
+from kernel_lifecycle.boundary.tracking import REPORT_TAG, log_report, report_uri
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import ensure_current, session_scope
+from kernel_lifecycle.executor import placement
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import verify_bundle
 from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.registry.tracking import experiment_id
-
-REPORT_ARTIFACT = "boundary/report.json"
 
 
 @dataclass
@@ -110,13 +111,11 @@ class JobContext:
             datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])],
         )
 
-    def log_report(self, report) -> None:  # noqa: ANN001
-        from kernel_lifecycle.boundary.tracking import log_report
-
+    def log_report(self, report: BoundaryReport) -> None:
         log_report(report, run_id=self.run_id)
 
     def register_candidate(
-        self, bundle_dir: Path, report, *, description: str, parent: registry.KernelVersion | None = None,  # noqa: ANN001
+        self, bundle_dir: Path, report: BoundaryReport, *, description: str, parent: registry.KernelVersion | None = None,
         extra_tags: dict[str, str] | None = None,
     ) -> registry.KernelVersion:
         """The end of every recipe: log the report, verify the bundle (once), create the MLflow
@@ -136,7 +135,7 @@ class JobContext:
             manifest,
             run_id=self.run_id,
             description=f"{description}\n\n{lineage}; job {self.job_id}, policy {str(manifest.policy_sha256)[:12]}\n\n{plot}",
-            extra_tags={"kernel.boundary_report": f"runs:/{self.run_id}/{REPORT_ARTIFACT}", "kernel.job_kind": self.kind, **(extra_tags or {})},
+            extra_tags={REPORT_TAG: report_uri(self.run_id), "kernel.job_kind": self.kind, **(extra_tags or {})},
         )
         with session_scope() as session:
             job = repo.get_job(session, job_id=self.job_id)
@@ -173,8 +172,6 @@ def job_run(
     process's work, ``executor.placement()``: "local", or "ray" and the Ray task or job id).
     A Ray task's job is owned by its driver, whose death ends it; the worker is named in the
     "running" event."""
-    from kernel_lifecycle.executor import placement
-
     where = placement()
     if executor is None:
         executor, executor_ref = where.executor, where.ref

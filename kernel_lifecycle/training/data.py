@@ -14,14 +14,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
 from kernel_lifecycle.errors import JobError
 
-if TYPE_CHECKING:
-    from kernel_lifecycle.boundary.skills import Probe
+
+class Probe(Protocol):
+    """What training reads of a probe (``boundary.skills.Probe`` is one): a prompt and its solution."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def canonical_solution(self) -> str: ...
 
 IGNORE_INDEX = -100  # what torch's cross_entropy (and transformers) skip
 

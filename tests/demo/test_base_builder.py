@@ -27,7 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_build_cache_hit_deterministic_rebuild_and_load(home: Path) -> None:
     from kernel_lifecycle.models.loading import load_base
 
-    first = build_demo_base(config=TINY, eval_limit=1, progress=False)
+    first = build_demo_base(config=TINY, eval_limit=1)
     assert not first.cached
     assert first.path.parent == home / "cache" / "base"
     names = {p.name for p in first.path.iterdir()}
@@ -42,10 +42,10 @@ def test_build_cache_hit_deterministic_rebuild_and_load(home: Path) -> None:
     assert all(info["eval_by_split"][split]["python"]["n"] == 1 for split in first.by_split)
     assert info["pretrain_probes"]["python"] > 600  # train split plus pretrain.jsonl
 
-    second = build_demo_base(config=TINY, eval_limit=1, progress=False)
+    second = build_demo_base(config=TINY, eval_limit=1)
     assert second.cached and second.path == first.path and second.sha256 == first.sha256
 
-    rebuilt = build_demo_base(config=TINY, eval_limit=1, progress=False, force=True)
+    rebuilt = build_demo_base(config=TINY, eval_limit=1, force=True)
     assert not rebuilt.cached and rebuilt.sha256 == first.sha256  # same seed, same weights
 
     model, tokenizer = load_base(str(first.path), expected_sha256=first.sha256)

@@ -79,7 +79,7 @@ def tiny_kernel(kl_home, monkeypatch, tmp_path, migrated_db):
 
 
 def _invariants() -> None:
-    from kernel_lifecycle.promotion import load_version_report
+    from kernel_lifecycle.boundary.tracking import load_version_report
 
     for kv in registry.list_versions("tiny"):
         assert load_version_report(kv).kernel == "tiny"  # no version without its report

@@ -80,7 +80,7 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     assert [m.step for m in forget_curve] == [0, 2, 4]
     artifacts = {a.path for a in mlflow_client().list_artifacts(kv3.run_id, "boundary")}
     assert {"boundary/report.json", "boundary/curves.png"} <= artifacts
-    from kernel_lifecycle.promotion import load_version_report
+    from kernel_lifecycle.boundary.tracking import load_version_report
 
     report = load_version_report(kv3)
     assert report.check("relearning") is not None

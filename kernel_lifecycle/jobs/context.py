@@ -1,0 +1,137 @@
+"""The one job context every recipe opens and closes.
+
+``open_job`` opens a job: the parent version it changes (a LoRA job: ``from_ref`` or the
+champion), the job's run record (lifecycle-DB row + MLflow run, ``runner.job_run``), its params
+and data inputs, the progress display, the model (the parent kernel with a fresh LoRA adapter
+attached, or distill's teacher). ``Job.register`` closes it: the job's adapter (if any) and the
+parent's adapters written as a bundle with its lineage, registered as the candidate. Any
+exception in between marks the job failed (``job_run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernel_lifecycle.boundary import localize
+from kernel_lifecycle.boundary.report import BoundaryReport
+from kernel_lifecycle.boundary.skills import Skill
+from kernel_lifecycle.display import SILENT, Display, ProgressLike
+from kernel_lifecycle.jobs.common import config_params, log_data_inputs, new_version_bundle
+from kernel_lifecycle.jobs.runner import JobContext, job_run
+from kernel_lifecycle.models.loading import load_base, load_kernel
+from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest
+from kernel_lifecycle.training.lora import attach_lora, save_adapter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class Job:
+    """An open job: its run record, its progress bar, the model it changes and where that came from."""
+
+    ctx: JobContext
+    bar: ProgressLike | None
+    model: PreTrainedModel  # a LoRA job: a PeftModel whose active adapter is the job's own; distill: the teacher
+    tokenizer: PreTrainedTokenizerBase
+    digests: dict[str, str]  # dataset name -> sha256: the version's data lineage
+    parent_kv: registry.KernelVersion | None = None
+    parent_bundle: Path | None = None
+    parent: Manifest | None = None
+    target: dict[str, Any] = field(default_factory=dict)  # where the adapter sits (lineage: kernel.target)
+
+    def register(
+        self, report: BoundaryReport, *, skill: str | None, retained: list[str], retired: list[str],
+        policy_sha256: str | None, description: str, base: BaseModelRef | None = None,
+    ) -> registry.KernelVersion:
+        """Close the job: save its adapter (a LoRA job), write the parent's adapters + it (or,
+        for a first version, ``base`` alone) with the lineage fields, and register the bundle as
+        the candidate (``JobContext.register_candidate``: report first, one DB transaction)."""
+        ctx = self.ctx
+        new_adapter = None
+        if self.parent is not None:
+            adapter_dir = ctx.workdir / "adapter"
+            saved = save_adapter(self.model, adapter_dir)
+            entry = AdapterEntry(name=f"{ctx.kind}-{skill}-{ctx.job_id[:8]}", role=ctx.kind, skill=skill or ctx.kind, sha256=saved.sha256)
+            new_adapter = (entry, adapter_dir)
+        base_ref = base if base is not None else self.parent.base if self.parent is not None else None
+        if base_ref is None:
+            raise ValueError("a job without a parent version registers a new base: pass base=")
+        bundle = new_version_bundle(
+            ctx.workdir / "bundle",
+            parent=self.parent,
+            parent_bundle=self.parent_bundle,
+            kernel=self.parent.kernel if self.parent is not None else ctx.kernel,
+            base=base_ref,
+            new_adapter=new_adapter,
+            retained=retained,
+            retired=retired,
+            parent_version=self.parent_kv.version if self.parent_kv is not None else None,
+            job_id=ctx.job_id,
+            policy_sha256=policy_sha256,
+            data_digests=self.digests,
+        )
+        extra = {"kernel.target": json.dumps(self.target, sort_keys=True)[:4900]} if self.target else None
+        return ctx.register_candidate(
+            bundle, report, description=f"{description}. {report.summary()}", parent=self.parent_kv, extra_tags=extra,
+        )
+
+
+@contextlib.contextmanager
+def open_job(
+    config: Any, skills: dict[str, Skill], *, actor: str, trigger_id: str | None, display: Display = SILENT,
+    teacher: str | None = None,
+) -> Iterator[Job]:
+    """Open a job of ``config.kind`` on ``skills`` (its data inputs).
+
+    A LoRA job (``config`` has ``from_ref``): resolve the parent (once), load it and attach a
+    fresh LoRA adapter named after the job's kind, with the config's rank and alpha (placed on the
+    retired skill's own heads when ``target`` is ``localized``). ``teacher``: a first version's
+    source model (distill), loaded as ``Job.model``.
+    """
+    kind = config.kind
+    lora_job = hasattr(config, "from_ref")
+    parent_kv = registry.resolve(config.from_ref or config.kernel) if lora_job else None
+    parent_bundle = registry.fetch_bundle(parent_kv) if parent_kv is not None else None
+    params = config_params(config)
+    with job_run(kind, config.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, display.progress() as bar:
+        extra = {"parent_version": parent_kv.version} if parent_kv is not None else {"teacher": teacher}
+        ctx.log_params({**params, **extra, "harness": config.harness.model_dump()})
+        digests = log_data_inputs(ctx, skills)
+        if parent_bundle is None:
+            model, tokenizer = load_base(str(teacher))
+            model.eval()
+            yield Job(ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests)
+            return
+        loaded = load_kernel(parent_bundle)
+        placement = (
+            localized_placement(loaded.model, loaded.tokenizer, config, skills, ctx)
+            if getattr(config, "target", "all") == "localized" else None
+        )
+        model = attach_lora(
+            loaded.model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed,
+            **(placement.attach_kwargs() if placement is not None else {}),
+        )
+        yield Job(
+            ctx=ctx, bar=bar, model=model, tokenizer=loaded.tokenizer, digests=digests,
+            parent_kv=parent_kv, parent_bundle=parent_bundle, parent=loaded.manifest,
+            target=placement.describe() if placement is not None else {"target": getattr(config, "target", "all")},
+        )
+
+
+def localized_placement(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: Any, skills: dict[str, Skill], ctx: JobContext) -> localize.LoraPlacement:
+    """Map where the retired skill and the retained ones live (attention heads, on the selection
+    split), log the maps to the job's run, and place the LoRA on the retired skill's own heads."""
+    names = [config.skill, *config.retain]
+    maps = localize.map_skills(model, tokenizer, {n: skills[n] for n in names}, k=config.target_heads, split=config.harness.selection_split)
+    for path in localize.write_maps(maps, config.skill, ctx.workdir / "localize"):
+        ctx.log_artifact(path, "localize")
+    placement = localize.lora_targets(model, maps[config.skill], [maps[n] for n in config.retain], k=config.target_heads)
+    ctx.log_params({"target.placement": placement.describe()})
+    return placement
