@@ -11,6 +11,7 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,6 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from kernel_lifecycle.errors import ConfigurationError, DatabaseError
 from kernel_lifecycle.resources import bundled
 from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 VERSION_TABLE = "kl_alembic_version"
 
@@ -63,7 +69,7 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -75,7 +81,7 @@ def _create_engine(url: str) -> Engine:
         raise ConfigurationError(f"cannot use database URL {redact(url)}: {exc}") from None
 
 
-def _connect_args(parsed) -> dict:  # noqa: ANN001
+def _connect_args(parsed: URL) -> dict[str, Any]:
     if parsed.get_backend_name() == "postgresql":
         return {"connect_timeout": 5}
     return {}
