@@ -76,3 +76,34 @@ def test_other_libraries_or_cpu_kernels_are_a_different_cache_entry(home: Path, 
     for name in here:
         monkeypatch.setattr(demo_base, "build_environment", lambda name=name: {**here, name: "other"})
         assert demo_base.cache_key(TINY, skills) != key, name
+
+
+def test_the_shipped_base_is_what_the_defaults_give_and_its_bytes_are_verified(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every machine starts the demo from the same bytes: the defaults return the shipped base
+    (nothing built, nothing cached), its weights checked against the sha256 in the code."""
+    import shutil
+
+    from kernel_lifecycle.demo import base_builder
+    from kernel_lifecycle.errors import JobError
+    from kernel_lifecycle.models.loading import base_sha256
+
+    base = build_demo_base()
+    assert base.path == base_builder.SHIPPED_DIR and base.cached
+    assert base.sha256 == base_builder.SHIPPED_SHA256 == base_sha256(base.path)
+    assert not (home / "cache" / "base").exists()  # nothing built
+    assert set(base.metrics) == {"python", "cobol", "sql"}
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(base_builder.SHIPPED_DIR, damaged)
+    weights = damaged / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(base_builder, "SHIPPED_DIR", damaged)
+    with pytest.raises(JobError, match="shipped demo base .* is damaged"):
+        build_demo_base()
+    # regenerated skills (other train data) mean the shipped base is not theirs: it is not used
+    info = json.loads((damaged / "build.json").read_text())
+    info["data_digests"]["python"] = "0" * 64
+    (damaged / "build.json").write_text(json.dumps(info))
+    assert base_builder.shipped_base(base_builder._skills(None)) is None
