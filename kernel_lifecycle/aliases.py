@@ -9,6 +9,9 @@ around the lifecycle.
 
 from __future__ import annotations
 
+from types import EllipsisType
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from kernel_lifecycle.db import repo
@@ -25,8 +28,8 @@ def move_alias(
     actor: str,
     reason: str | None,
     action: str = "alias_set",
-    expected: str | None | object = ...,
-    details: dict | None = None,
+    expected: str | None | EllipsisType = ...,
+    details: dict[str, Any] | None = None,
     check_version: bool = True,
 ) -> str | None:
     """Point ``alias`` at ``version``: compare-and-set in the DB, audit row, MLflow mirror.

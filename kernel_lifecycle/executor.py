@@ -16,19 +16,35 @@ lease-guarded retry, so a fire still runs once.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import contextvars
 import importlib
 import json
+import logging
+import os
 import shlex
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kernel_lifecycle.db import repo
+from kernel_lifecycle.db.engine import redact, session_scope
 from kernel_lifecycle.errors import ConfigurationError, JobError
+from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.settings import CHOICES, get_settings
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ray import ObjectRef
+
+    from kernel_lifecycle.db.models import Job
+
+logger = logging.getLogger(__name__)
 
 EXECUTORS = CHOICES["executor"]
 RESOURCES = ("num_cpus", "num_gpus")
@@ -91,11 +107,6 @@ def probe(payload: dict[str, Any], *, actor: str, trigger_id: str | None = None)
     """A job function that does nothing but say where it ran and what it sees: a cluster's
     setup check (same DB, same MLflow store?), and the bench's measure of a submission's cost.
     ``payload["fail"]`` makes it raise a JobError with that message."""
-    import os
-    import socket
-
-    from kernel_lifecycle.db.engine import redact
-
     if payload.get("fail"):
         raise JobError(str(payload["fail"]))
     settings = get_settings()
@@ -110,9 +121,9 @@ def probe(payload: dict[str, Any], *, actor: str, trigger_id: str | None = None)
 # ---- Ray: connection and the worker's environment ---------------------------------------------
 
 
-def ray_module():  # noqa: ANN201
+def ray_module() -> ModuleType:
     try:
-        import ray
+        import ray  # an optional extra, and seconds to import: only when KL_EXECUTOR=ray
     except ModuleNotFoundError:
         raise ConfigurationError(
             "KL_EXECUTOR=ray needs Ray: pip install 'kernel-lifecycle[ray]' (or set KL_EXECUTOR=local)"
@@ -120,7 +131,7 @@ def ray_module():  # noqa: ANN201
     return ray
 
 
-def connect():  # noqa: ANN201
+def connect() -> ModuleType:
     """The ``ray`` module, connected: to ``KL_RAY_ADDRESS``, or to a new local instance that
     ends with this process. A process already connected (a Ray worker, a test) stays so."""
     ray = ray_module()
@@ -157,9 +168,7 @@ def worker_env() -> dict[str, str]:
 
 def _call_placed(fn: str, payload: dict[str, Any], actor: str, trigger_id: str | None, where: Placement) -> Any:
     """In the worker: run the job function with the job row's placement set."""
-    from kernel_lifecycle.settings import get_settings as settings_of_this_worker
-
-    settings_of_this_worker.cache_clear()  # the env is the task's runtime_env, not the one at import
+    get_settings.cache_clear()  # the env is the task's runtime_env, not the one at import
     with placed(where):
         return resolve(fn)(payload, actor=actor, trigger_id=trigger_id)
 
@@ -181,15 +190,12 @@ class Handle:
     executor: str
     ref: str | None
     detached: bool = False
-    _object_ref: Any = None
+    _object_ref: ObjectRef | None = None
     _outcome: tuple[bool, Any] | None = None  # local: (ok, result or exception)
     _seen_events: set[int] = field(default_factory=set)
 
-    def job(self):  # noqa: ANN201 - db.models.Job | None, detached from its session
-        """The job row the submitted work opened (None before it opened one)."""
-        from kernel_lifecycle.db import repo
-        from kernel_lifecycle.db.engine import session_scope
-
+    def job(self) -> Job | None:
+        """The job row the submitted work opened (None before it opened one), detached from its session."""
         if self.ref is None:
             return None
         with session_scope() as session:
@@ -220,16 +226,17 @@ class Handle:
         except ray.exceptions.RayTaskError as exc:  # the job raised: the same exception here
             try:
                 cause = exc.cause
-            except Exception as unrebuilt:  # noqa: BLE001 - e.g. the function failed to import on the worker
+            # broad on purpose: rebuilding the task's exception here can fail in any way (e.g.
+            # its class does not import on the driver); that failure is raised instead, said here
+            except Exception as unrebuilt:  # noqa: BLE001
+                logger.warning("the exception of Ray task %s could not be rebuilt here (%s: %s); the task failed with: %s",
+                               self.ref, type(unrebuilt).__name__, unrebuilt, exc)
                 cause = unrebuilt
             raise (cause if isinstance(cause, Exception) else JobError(str(exc))) from None
         except ray.exceptions.RayError as exc:  # the worker, its node or the task itself was lost
             raise self._worker_lost(exc) from None
 
     def _stream(self, on_event: Callable[[str], None]) -> None:
-        from kernel_lifecycle.db import repo
-        from kernel_lifecycle.db.engine import session_scope
-
         with session_scope() as session:
             job = repo.job_for_executor_ref(session, self.ref) if self.ref else None
             for event in job.events if job is not None else []:
@@ -240,9 +247,6 @@ class Handle:
     def _worker_lost(self, exc: Exception) -> JobError:
         """Fail the job the lost task had opened, with the cause; registration happens only at
         the job's end, in one transaction with its final state, so nothing was registered."""
-        from kernel_lifecycle.db import repo
-        from kernel_lifecycle.db.engine import session_scope
-
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         cause = f"the Ray worker running it was lost ({type(exc).__name__}: {first})"[:2000]
         run_id = None
@@ -253,8 +257,6 @@ class Handle:
                 repo.transition(session, job=job, to_state="failed", message=cause)
                 run_id = job.mlflow_run_id
         if run_id:
-            from kernel_lifecycle.registry.tracking import client as mlflow_client
-
             mlflow_client().set_terminated(run_id, status="FAILED")
         what = f"job {job_id}" if job_id else f"Ray task {self.ref} (before it opened a job)"
         return JobError(f"{what} failed: {cause}")
@@ -294,7 +296,10 @@ def submit(
         with placed(Placement()):
             try:
                 outcome: tuple[bool, Any] = (True, function(payload, actor=actor, trigger_id=trigger_id))
-            except Exception as exc:  # noqa: BLE001 - handed to result(), which raises it
+            # broad on purpose: whatever the job raised is handed to result(), which raises it
+            # (not swallowed; its traceback is also at DEBUG here)
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("local job %s raised; result() raises it", fn, exc_info=True)
                 outcome = (False, exc)
         return Handle("local", None, _outcome=outcome)
     if detach:
@@ -307,9 +312,7 @@ def submit(
         runtime_env={"env_vars": worker_env()},
         name=f"kl:{fn.rpartition(':')[2]}",
     )
-    from kernel_lifecycle.db.repo import process_owner
-
-    object_ref = task.remote(fn, payload, actor, trigger_id, process_owner())
+    object_ref = task.remote(fn, payload, actor, trigger_id, repo.process_owner())
     return Handle("ray", object_ref.task_id().hex(), _object_ref=object_ref)
 
 
@@ -349,8 +352,6 @@ def _submit_ray_job(fn: str, payload: dict[str, Any], *, actor: str, trigger_id:
 
 def main(argv: list[str] | None = None) -> int:
     """Entrypoint of a detached Ray job: ``python -m kernel_lifecycle.executor FN PAYLOAD --actor A --ref ID``."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m kernel_lifecycle.executor")
     parser.add_argument("fn")
     parser.add_argument("payload")
@@ -364,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # ``python -m`` runs this file as ``__main__``, a second copy of the module: the placement
-    # must be set in the one the job's code imports
+    # lazy on purpose: ``python -m`` runs this file as ``__main__``, a second copy of the
+    # module; the placement must be set in the one the job's code imports
     from kernel_lifecycle.executor import main as imported_main
 
     sys.exit(imported_main())

@@ -6,12 +6,14 @@ file is never applied and the previous snapshot stays active.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
-from kernel_lifecycle.policy.loader import policy_snapshot
+from kernel_lifecycle.policy.loader import LoadedPolicy, policy_snapshot
 
 
-def apply_policy(loaded, *, actor: str) -> dict:  # noqa: ANN001 - policy.loader.LoadedPolicy
+def apply_policy(loaded: LoadedPolicy, *, actor: str) -> dict[str, Any]:
     with session_scope() as session:
         current = repo.active_policy_snapshot(session, kernel=loaded.policy.kernel)
         if current is not None and current.sha256 == loaded.sha256:
