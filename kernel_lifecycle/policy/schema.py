@@ -23,9 +23,16 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from kernel_lifecycle.boundary.scorers import SCORERS
+from kernel_lifecycle.boundary.skills import demo_skills
+from kernel_lifecycle.unlearning import METHODS, method_class, option_problems
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 Loc = tuple[Union[str, int], ...]
 
@@ -45,20 +52,14 @@ CRON_HORIZON_YEARS = 5
 
 
 def _known_methods() -> tuple[str, ...]:
-    from kernel_lifecycle.unlearning import METHODS
-
     return METHODS
 
 
 def _known_scorers() -> frozenset[str]:
-    from kernel_lifecycle.boundary.scorers import SCORERS
-
     return frozenset(SCORERS)
 
 
 def _known_skills() -> dict[str, str]:
-    from kernel_lifecycle.boundary.skills import demo_skills
-
     return {name: skill.scorer for name, skill in demo_skills().items()}
 
 
@@ -299,7 +300,7 @@ class CronTriggerSpec(_TriggerBase):
         next_fire_time(value, "UTC", ctx.today if ctx else None)
         return value
 
-    def build(self):  # noqa: ANN201 - apscheduler's CronTrigger, imported lazily
+    def build(self) -> CronTrigger:
         from apscheduler.triggers.cron import CronTrigger
 
         return CronTrigger.from_crontab(self.cron, timezone=self.timezone)
@@ -554,8 +555,6 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
         for j, name in enumerate(down.retain):
             must_be(retained, "retained", ("plans", "downskill", "retain", j), name)
         if down.method in ctx.methods:
-            from kernel_lifecycle.unlearning import method_class, option_problems
-
             if method_class(down.method).needs_retain and not down.retain:
                 issues.append(
                     (("plans", "downskill", "retain"), f"method {down.method!r} has a retain loss: list the retained skills to keep")
