@@ -65,13 +65,13 @@ class StepMethod:
     def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def step_loss(self, model: torch.nn.Module, pair: Pair):  # noqa: ANN201
+    def step_loss(self, model: torch.nn.Module, pair: Pair) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.loss(model, pair.forget, pair.retain)
 
     def run(self, model: torch.nn.Module, pairs: Iterable[Pair], **loop: Any) -> TrainResult:
         """Train the model's active adapter with this method (the job's single entry): the shared
         step loop over ``step_loss``, ``loop`` being ``training.loop.train``'s options. A method
         with phases overrides this."""
-        from kernel_lifecycle.training.loop import train
+        from kernel_lifecycle.training.loop import train  # lazy: training loads torch; policy checks read options without it
 
         return train(model, pairs, loss_fn=self.step_loss, **loop)

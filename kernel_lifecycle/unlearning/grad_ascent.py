@@ -23,8 +23,8 @@ class GradAscent(StepMethod):
     name = "grad_ascent"
     needs_retain = False
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None = None):  # noqa: ANN201
-        from kernel_lifecycle.training.losses import nll
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from kernel_lifecycle.training.losses import nll  # lazy: training loads torch; policy checks read options without it
 
         forget_nll = nll(model, forget)
         return -forget_nll, {"forget_nll": forget_nll.detach()}

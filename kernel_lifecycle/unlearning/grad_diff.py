@@ -21,8 +21,8 @@ class GradDiff(StepMethod):
 
     retain_weight: Annotated[float, Field(ge=0.0)] = 1.0
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):  # noqa: ANN201
-        from kernel_lifecycle.training.losses import nll
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from kernel_lifecycle.training.losses import nll  # lazy: training loads torch; policy checks read options without it
 
         retain = require_retain(self.name, retain)
         forget_nll = nll(model, forget)

@@ -21,6 +21,7 @@ from kernel_lifecycle.unlearning.base import StepMethod
 
 if TYPE_CHECKING:
     import torch
+    from peft import PeftModel
 
     from kernel_lifecycle.training.data import Pair
     from kernel_lifecycle.training.loop import TrainResult
@@ -40,6 +41,7 @@ class Negation(StepMethod):
         retired skill, so evaluating them as unlearning candidates would be meaningless.
         The active adapter afterwards is the negated one (see ``training.lora.active_adapter``).
         """
+        # lazy: training loads torch; policy checks read options without it
         from kernel_lifecycle.training.lora import active_adapter
         from kernel_lifecycle.training.loop import train
         from kernel_lifecycle.training.losses import ce_loss
@@ -60,7 +62,7 @@ class Negation(StepMethod):
         return result
 
 
-def negate_adapter(model, adapter: str, *, weight: float = 1.0) -> str:
+def negate_adapter(model: PeftModel, adapter: str, *, weight: float = 1.0) -> str:
     """Add ``<adapter>_negated`` = -weight * adapter and make it active; returns its name."""
     if weight <= 0:
         raise JobError(f"negation_weight must be positive, got {weight}")

@@ -28,10 +28,10 @@ class NPO(StepMethod):
     beta: Annotated[float, Field(gt=0.0)] = 0.1
     retain_weight: Annotated[float, Field(ge=0.0)] = 1.0
 
-    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None):  # noqa: ANN201
+    def loss(self, model: torch.nn.Module, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         import torch.nn.functional as F
 
-        from kernel_lifecycle.training.losses import nll, sequence_logprob
+        from kernel_lifecycle.training.losses import nll, sequence_logprob  # lazy: training loads torch; policy checks read options without it
 
         retain = require_retain(self.name, retain)
         # Reference first: it builds no graph, so peak memory stays that of one forward.
