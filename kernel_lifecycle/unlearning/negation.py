@@ -42,18 +42,16 @@ class Negation(StepMethod):
         The active adapter afterwards is the negated one (see ``training.lora.active_adapter``).
         """
         # lazy: training loads torch; policy checks read options without it
-        from kernel_lifecycle.training.lora import active_adapter
-        from kernel_lifecycle.training.loop import train
-        from kernel_lifecycle.training.losses import ce_loss
+        from kernel_lifecycle.training import lora, losses, loop as step_loop
 
         if not hasattr(model, "add_weighted_adapter"):
             raise JobError("negation needs a LoRA adapter attached to the model (attach_lora)")
-        skill = active_adapter(model)
+        skill = lora.active_adapter(model)
         if model.peft_config[skill].use_rslora:
             raise JobError("negation needs an adapter without rsLoRA: peft would not negate it exactly")
         loop.pop("checkpoint_every", None)  # one checkpoint only, see above
         on_checkpoint = loop.pop("on_checkpoint", None)
-        result = train(model, (pair.forget for pair in pairs), loss_fn=ce_loss, **loop)
+        result = step_loop.train(model, (pair.forget for pair in pairs), loss_fn=losses.ce_loss, **loop)
         negate_adapter(model, skill, weight=self.negation_weight)
         model.delete_adapter(skill)
         if on_checkpoint is not None:
