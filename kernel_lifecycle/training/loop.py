@@ -12,13 +12,18 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from kernel_lifecycle.errors import JobError
 
-# loss_fn(model, batch) -> loss, or (loss, stats) with stats a dict of scalar tensors/floats
+if TYPE_CHECKING:
+    from kernel_lifecycle.display import ProgressLike
+    from kernel_lifecycle.training.data import Batch, Pair
+
+# loss_fn(model, batch) -> loss, or (loss, stats) with stats a dict of scalar tensors/floats;
+# the batch is a Batch or a Pair, whichever the stream yields (Any: a loss of Batch alone fits)
 LossFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, Any]]"]
 
 
@@ -36,7 +41,7 @@ class TrainResult:
 
 def train(
     model: torch.nn.Module,
-    batches: Iterable[Any],
+    batches: Iterable[Batch | Pair],
     *,
     loss_fn: LossFn,
     steps: int,
@@ -47,13 +52,13 @@ def train(
     on_step: Callable[[int, float, dict[str, float]], None] | None = None,
     checkpoint_every: int | None = None,
     on_checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
-    progress: Any | None = None,
+    progress: ProgressLike | None = None,
 ) -> TrainResult:
     """Run ``steps`` optimizer steps; call ``on_checkpoint(step, model)`` every N steps.
 
     Checkpoints fall on multiples of ``checkpoint_every`` and on the last step, so the final
     model is always among the candidates a job can choose from. ``progress`` is a rich
-    ``Progress``; a task is added to it. Batches need a ``tokens`` attribute (``Batch``/``Pair``).
+    ``Progress`` (any ``display.ProgressLike``); a task is added to it. Batches need a ``tokens`` attribute (``Batch``/``Pair``).
     """
     if steps < 1:
         raise JobError(f"steps must be at least 1, got {steps}")

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.hashing import sha256_file
 from kernel_lifecycle.models.loading import peft_quietly
 from kernel_lifecycle.registry.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 # Module names by architecture family. Attention alone is the classic LoRA recipe; the MLP
 # projections carry much of a model's "knowledge", so adding them helps both learning a new
@@ -62,7 +66,7 @@ def attach_lora(
     seed: int | None = None,
     layers_to_transform: Sequence[int] | None = None,
     heads: Mapping[int, Sequence[int]] | None = None,
-):
+) -> PeftModel:
     """Wrap ``model`` in a PeftModel with one new trainable adapter; only it trains.
 
     ``layers_to_transform`` (peft's own option) puts the adapter on those decoder layers only;
@@ -103,7 +107,7 @@ _HEAD_ROWS = {"q_proj": "heads", "k_proj": "kv_heads", "v_proj": "kv_heads"}  # 
 _LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
 
-def restrict_to_heads(model, adapter_name: str, heads: Mapping[int, Sequence[int]]) -> int:  # noqa: ANN001
+def restrict_to_heads(model: PeftModel, adapter_name: str, heads: Mapping[int, Sequence[int]]) -> int:
     """Confine a LoRA adapter's change to the given attention heads; returns the masked modules.
 
     A head owns rows of q/k/v_proj's output (``lora_B`` rows) and columns of o_proj's input
@@ -147,13 +151,13 @@ def restrict_to_heads(model, adapter_name: str, heads: Mapping[int, Sequence[int
     return masked
 
 
-def active_adapter(model) -> str:
+def active_adapter(model: PeftModel) -> str:
     """The name of the adapter that is active (the one a job saves)."""
     name = model.active_adapter
     return name[0] if isinstance(name, list) else name
 
 
-def save_adapter(model, out_dir: Path, *, adapter_name: str | None = None) -> SavedAdapter:
+def save_adapter(model: PeftModel, out_dir: Path, *, adapter_name: str | None = None) -> SavedAdapter:
     """Save one adapter in peft's format into ``out_dir`` itself and report its sha256.
 
     peft puts every adapter not named "default" into a subfolder of the target; a bundle wants
