@@ -14,7 +14,7 @@ promotion in flight is waited for, never reverted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import select
 
@@ -23,6 +23,9 @@ from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.db.models import AliasState, PolicySnapshot
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.tracking import client
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ALIASES = ("champion", "candidate")  # the aliases the lifecycle moves, and so the guard watches
 GUARD_ACTOR = "kernel-lifecycle-guard"
@@ -43,10 +46,17 @@ class Drift:
         return asdict(self)
 
 
+class Reportable(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+DriftT = TypeVar("DriftT", bound=Reportable)  # Drift (aliases) or tags.TagDrift
+
+
 @dataclass
-class GuardResult:
-    drift: list[Any] = field(default_factory=list)  # Drift (aliases) or tags.TagDrift
-    repaired: list[Any] = field(default_factory=list)
+class GuardResult(Generic[DriftT]):
+    drift: list[DriftT] = field(default_factory=list)
+    repaired: list[DriftT] = field(default_factory=list)
     remaining: list[dict[str, Any]] = field(default_factory=list)  # drift + why it is not repaired
 
     @property
@@ -62,13 +72,13 @@ class GuardResult:
         }
 
 
-def managed_kernels(session) -> list[str]:  # noqa: ANN001
+def managed_kernels(session: Session) -> list[str]:
     with_aliases = session.scalars(select(AliasState.kernel).distinct())
     with_policy = session.scalars(select(PolicySnapshot.kernel).where(PolicySnapshot.active).distinct())
     return sorted(set(with_aliases) | set(with_policy))
 
 
-def audited_targets(session, kernel: str) -> dict[str, str | None]:  # noqa: ANN001
+def audited_targets(session: Session, kernel: str) -> dict[str, str | None]:
     return {alias: repo.get_alias(session, kernel=kernel, alias=alias) for alias in ALIASES}
 
 
@@ -137,7 +147,7 @@ def repair(drift: Drift, *, source: str, details: dict[str, Any] | None = None) 
     return now
 
 
-def check(*, do_repair: bool, kernels: list[str] | None = None, source: str = "check", details: dict[str, Any] | None = None) -> GuardResult:
+def check(*, do_repair: bool, kernels: list[str] | None = None, source: str = "check", details: dict[str, Any] | None = None) -> GuardResult[Drift]:
     """``guard check [--repair]``: the drift, and with ``do_repair`` each alias put back, audited."""
     from mlflow.exceptions import MlflowException
 

@@ -10,11 +10,18 @@ are left alone. A tag that the source says must not exist is deleted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
+from kernel_lifecycle.gates import GateDecision, gate_tags
 from kernel_lifecycle.guard.aliases import GUARD_ACTOR, UNKNOWN_MOVER, GuardResult, managed_kernels
+from kernel_lifecycle.registry.bundle import read_manifest
+from kernel_lifecycle.registry.client import fetch_bundle, get_version, lineage_tags
+from kernel_lifecycle.registry.tracking import client
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TAG_REVERTED = "tag_reverted"
 GATE_KEYS = ("gate.status", "gate.champion", "gate.report")
@@ -43,13 +50,8 @@ class TagDrift:
         return asdict(self)
 
 
-def expected_tags(session, kernel: str, version: str) -> dict[str, str | None]:  # noqa: ANN001
+def expected_tags(session: Session, kernel: str, version: str) -> dict[str, str | None]:
     """What each guarded tag of a version must be (None: absent)."""
-    from kernel_lifecycle.gates import GateDecision
-    from kernel_lifecycle.gates import gate_tags
-    from kernel_lifecycle.registry.bundle import read_manifest
-    from kernel_lifecycle.registry.client import fetch_bundle, get_version, lineage_tags
-
     lineage = lineage_tags(read_manifest(fetch_bundle(get_version(kernel, version))))
     row = repo.latest_gate_decision(session, kernel=kernel, version=version)
     gate = (
@@ -60,12 +62,9 @@ def expected_tags(session, kernel: str, version: str) -> dict[str, str | None]: 
     return {key: lineage.get(key) for key in LINEAGE_KEYS} | {key: gate.get(key) for key in GATE_KEYS}
 
 
-def check_tags(kernel: str, version: str, *, source: str, details: dict[str, Any] | None = None) -> GuardResult:
+def check_tags(kernel: str, version: str, *, source: str, details: dict[str, Any] | None = None) -> GuardResult[TagDrift]:
     """Restore the guarded tags of one version of a managed kernel; each restore is audited."""
-    from kernel_lifecycle.registry.client import get_version
-    from kernel_lifecycle.registry.tracking import client
-
-    result = GuardResult()
+    result: GuardResult[TagDrift] = GuardResult()
     with session_scope() as session:
         if kernel not in managed_kernels(session):
             return result

@@ -18,11 +18,21 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel_lifecycle.errors import ConfigurationError
+from kernel_lifecycle.guard.aliases import check
+from kernel_lifecycle.guard.tags import check_tags
+from kernel_lifecycle.registry.tracking import client
 from kernel_lifecycle.settings import get_settings
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+    from mlflow import MlflowClient
+    from mlflow.entities.webhook import Webhook
 
 log = logging.getLogger("kernel_lifecycle.guard")
 
@@ -58,7 +68,7 @@ def sign(key: str, delivery_id: str, timestamp: str, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify(key: str, headers: Any, body: bytes, *, now: float | None = None) -> None:  # noqa: ANN401
+def verify(key: str, headers: Mapping[str, str] | Message, body: bytes, *, now: float | None = None) -> None:
     delivery_id, timestamp, signature = (headers.get(h) for h in (DELIVERY_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
     if not (delivery_id and timestamp and signature):
         raise SignatureError(f"missing {DELIVERY_HEADER}, {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
@@ -70,9 +80,6 @@ def verify(key: str, headers: Any, body: bytes, *, now: float | None = None) -> 
 
 def handle_event(event: dict[str, Any], *, delivery_id: str | None = None) -> dict[str, Any]:
     """Act on one verified delivery: check (and repair) the kernel it names."""
-    from kernel_lifecycle.guard.aliases import check
-    from kernel_lifecycle.guard.tags import check_tags
-
     entity, action, data = event.get("entity"), event.get("action"), event.get("data") or {}
     kernel = data.get("name")
     name = f"{entity}.{action}"
@@ -108,7 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             event = json.loads(body)
             result = handle_event(event, delivery_id=self.headers.get(DELIVERY_HEADER))
-        except Exception as exc:  # noqa: BLE001 - MLflow retries a 5xx; the interval check backs it up
+        # broad on purpose: any failure (a bad body, the DB, MLflow) is logged with its traceback
+        # and answered 500, which MLflow retries; the scheduler's interval check backs it up
+        except Exception as exc:  # noqa: BLE001
             log.exception("guard could not handle delivery %s", self.headers.get(DELIVERY_HEADER))
             self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
             return
@@ -150,8 +159,6 @@ def install(url: str) -> dict[str, Any]:
     """Create, or update in place, the guard's webhook on the MLflow server (needs an MLflow admin)."""
     from mlflow.exceptions import MlflowException
 
-    from kernel_lifecycle.registry.tracking import client
-
     key = secret()
     mlflow_client = client()
     try:
@@ -174,7 +181,7 @@ def install(url: str) -> dict[str, Any]:
     return {"action": action, "webhook_id": hook.webhook_id, "name": hook.name, "url": hook.url, "events": [str(e) for e in hook.events]}
 
 
-def _all_webhooks(mlflow_client) -> list:  # noqa: ANN001
+def _all_webhooks(mlflow_client: MlflowClient) -> list[Webhook]:
     hooks, token = [], None
     while True:
         page = mlflow_client.list_webhooks(max_results=100, page_token=token)
