@@ -1,4 +1,4 @@
-"""`kernel-lifecycle jobs`: build the demo base, distill, upskill, downskill; list and show jobs.
+"""`kernel-lifecycle jobs`: build the demo base, adapt, distill, upskill, downskill; list and show jobs.
 
 upskill and downskill take their plan from the kernel's active policy; options override it.
 """
@@ -59,7 +59,7 @@ def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool
     from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
     from kernel_lifecycle.jobs.recipes import from_policy
 
-    policy, sha = _policy_of(kernel, required=kind != "distill")
+    policy, sha = _policy_of(kernel, required=kind not in ("adapt", "distill"))
     if kind == "distill" and overrides.get("teacher") is None:
         from kernel_lifecycle.demo.base_builder import build_demo_base
 
@@ -74,6 +74,22 @@ def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool
             console.print(f"submitted Ray job {done.ref}; `kernel-lifecycle jobs list` shows its job once it starts")
         return
     _result(done, json_out)
+
+
+@jobs_app.command()
+def adapt(
+    kernel: str = typer.Argument(..., help="Name of the new kernel"),
+    base: str = typer.Option(..., "--base", help="The pretrained base: a local model directory, a hub id, a .gguf file, or smollm2."),
+    skill: list[str] = typer.Option(..., "--skill", help="A skill whose train split is the task's data (repeatable)."),
+    rank: int = typer.Option(None, "--rank", help="LoRA rank (default 8)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default 40)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
+    actor: str = ActorOption,
+    json_out: bool = JsonOption,
+    detach: bool = DetachOption,
+) -> None:
+    """A kernel's first version from a pretrained base: the base unchanged plus one LoRA adapter."""
+    _run("adapt", kernel, actor, json_out, detach=detach, base=base, skills=list(skill), rank=rank, steps=steps, lr=lr)
 
 
 @jobs_app.command()

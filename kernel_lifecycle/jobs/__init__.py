@@ -1,4 +1,4 @@
-"""Jobs that change kernels: one recipe module per kind (distill, upskill, downskill), each read
+"""Jobs that change kernels: one recipe module per kind (adapt, distill, upskill, downskill), each read
 top to bottom, a table of them (``recipes``), one typed config per kind (``config``), one job
 context every recipe opens and closes (``context``), and one entry that runs any of them
 (``run_job``; ``payloads.submit_job`` runs it on the configured executor)."""

@@ -17,6 +17,7 @@ from kernel_lifecycle.display import ProgressLike
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs.config import Thresholds
 from kernel_lifecycle.jobs.runner import JobContext
+from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest, write_bundle
 from kernel_lifecycle.training.data import Example, encode_probes
 from kernel_lifecycle.training.lora import active_adapter
@@ -34,6 +35,15 @@ def report_skills(names: list[str], job_skills: dict[str, Skill]) -> dict[str, S
 def training_probes(skills: dict[str, Skill]) -> dict[str, list[Probe]]:
     """Everything a job trains on, by skill: the contamination check's reference."""
     return {name: s.probes("train") for name, s in skills.items()}
+
+
+def require_new_kernel(kernel: str, *, kind: str) -> None:
+    """A first version's job (distill, adapt) refuses a kernel that already has versions."""
+    if registry.kernel_exists(kernel) and registry.list_versions(kernel):
+        raise JobError(
+            f"kernel {kernel!r} already has versions; {kind} creates a kernel's first version "
+            "(use upskill/downskill to change it, or pick a new name)"
+        )
 
 
 def require_train_data(skill: Skill) -> None:

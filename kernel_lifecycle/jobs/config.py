@@ -101,6 +101,25 @@ class DistillConfig(_Job):
     eval_problems: int = Field(default=32, gt=0)
 
 
+class AdaptConfig(_Job):
+    """A kernel's first version from a pretrained base: the base unchanged plus one LoRA adapter."""
+
+    kind: Literal["adapt"] = "adapt"
+    base: str = Field(description="a base spec: a local model directory, a hub id, a .gguf file, 'smollm2'")
+    skills: list[str] = Field(min_length=1, description="the task's skills: the adapter's data")
+    rank: int = Field(default=8, gt=0, le=256)
+    alpha: float | None = Field(default=None, gt=0.0, description="LoRA alpha; default 2 x rank")
+    batch_size: int = Field(default=8, gt=0)
+    steps: int = Field(default=40, gt=0)
+    lr: float = Field(default=1e-3, gt=0.0, lt=1.0)
+    eval_every: int = Field(default=20, gt=0)
+    eval_problems: int = Field(default=16, gt=0)
+
+    @property
+    def lora_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else 2.0 * self.rank
+
+
 class UpskillConfig(_LoraJob):
     kind: Literal["upskill"] = "upskill"
     skill: str = Field(description="the new technology")

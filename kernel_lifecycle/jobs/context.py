@@ -1,11 +1,12 @@
 """The one job context every recipe opens and closes.
 
-``open_job`` opens a job: the parent version it changes (a LoRA job: ``from_ref`` or the
-champion), the job's run record (lifecycle-DB row + MLflow run, ``runner.job_run``), its params
-and data inputs, the progress display, the model (the parent kernel with a fresh LoRA adapter
-attached, or distill's teacher). ``Job.register`` closes it: the job's adapter (if any) and the
-parent's adapters written as a bundle with its lineage, registered as the candidate. Any
-exception in between marks the job failed (``job_run``).
+``open_job`` opens a job: the parent version it changes (upskill, downskill: ``from_ref`` or
+the champion) or the base it starts from (adapt's base, distill's teacher), the job's run record
+(lifecycle-DB row + MLflow run, ``runner.job_run``), its params and data inputs, the progress
+display, the model, and a fresh LoRA adapter on it when the job trains one (its config has a
+``rank``). ``Job.register`` closes it: the parent's adapters (if any) and the job's own written
+as a bundle with its lineage, registered as the candidate. Any exception in between marks the
+job failed (``job_run``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kernel_lifecycle.boundary.skills import Skill
 from kernel_lifecycle.display import SILENT, Display, ProgressLike
 from kernel_lifecycle.jobs.common import config_params, log_data_inputs, new_version_bundle
 from kernel_lifecycle.jobs.runner import JobContext, job_run
-from kernel_lifecycle.models.loading import load_base, load_kernel
+from kernel_lifecycle.models.loading import base_sha256, load_base, load_kernel, resolve_base_dir
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest
 from kernel_lifecycle.training.lora import attach_lora, save_adapter
@@ -38,9 +39,11 @@ class Job:
 
     ctx: JobContext
     bar: ProgressLike | None
-    model: PreTrainedModel  # a LoRA job: a PeftModel whose active adapter is the job's own; distill: the teacher
+    model: PreTrainedModel  # with an adapter: a PeftModel whose active adapter is the job's own; distill: the teacher
     tokenizer: PreTrainedTokenizerBase
     digests: dict[str, str]  # dataset name -> sha256: the version's data lineage
+    adapter: bool = False  # the job trains a LoRA adapter (saved into the bundle at register)
+    base: BaseModelRef | None = None  # the base a first version stands on (adapt), as resolved at open
     parent_kv: registry.KernelVersion | None = None
     parent_bundle: Path | None = None
     parent: Manifest | None = None
@@ -50,17 +53,18 @@ class Job:
         self, report: BoundaryReport, *, skill: str | None, retained: list[str], retired: list[str],
         policy_sha256: str | None, description: str, base: BaseModelRef | None = None,
     ) -> registry.KernelVersion:
-        """Close the job: save its adapter (a LoRA job), write the parent's adapters + it (or,
-        for a first version, ``base`` alone) with the lineage fields, and register the bundle as
-        the candidate (``JobContext.register_candidate``: report first, one DB transaction)."""
+        """Close the job: save its adapter (if it trains one), write the parent's adapters + it
+        (a first version: its base's reference, ``base`` or the one opened) with the lineage
+        fields, and register the bundle as the candidate (``JobContext.register_candidate``:
+        report first, one DB transaction)."""
         ctx = self.ctx
         new_adapter = None
-        if self.parent is not None:
+        if self.adapter:
             adapter_dir = ctx.workdir / "adapter"
             saved = save_adapter(self.model, adapter_dir)
             entry = AdapterEntry(name=f"{ctx.kind}-{skill}-{ctx.job_id[:8]}", role=ctx.kind, skill=skill or ctx.kind, sha256=saved.sha256)
             new_adapter = (entry, adapter_dir)
-        base_ref = base if base is not None else self.parent.base if self.parent is not None else None
+        base_ref = base or self.base or (self.parent.base if self.parent is not None else None)
         if base_ref is None:
             raise ValueError("a job without a parent version registers a new base: pass base=")
         bundle = new_version_bundle(
@@ -86,42 +90,46 @@ class Job:
 @contextlib.contextmanager
 def open_job(
     config: Any, skills: dict[str, Skill], *, actor: str, trigger_id: str | None, display: Display = SILENT,
-    teacher: str | None = None,
+    base: str | None = None,
 ) -> Iterator[Job]:
     """Open a job of ``config.kind`` on ``skills`` (its data inputs).
 
-    A LoRA job (``config`` has ``from_ref``): resolve the parent (once), load it and attach a
-    fresh LoRA adapter named after the job's kind, with the config's rank and alpha (placed on the
-    retired skill's own heads when ``target`` is ``localized``). ``teacher``: a first version's
-    source model (distill), loaded as ``Job.model``.
+    ``base`` (a base spec): a first version's model (adapt's base, distill's teacher); without
+    it the parent version is resolved (``from_ref``, default the champion) and loaded, base +
+    adapters merged. A job whose config has a ``rank`` gets a fresh LoRA adapter named after
+    its kind, with the config's rank and alpha (on a parent: placed on the retired skill's own
+    heads when ``target`` is ``localized``).
     """
     kind = config.kind
-    lora_job = hasattr(config, "from_ref")
-    parent_kv = registry.resolve(config.from_ref or config.kernel) if lora_job else None
+    parent_kv = registry.resolve(config.from_ref or config.kernel) if base is None else None
     parent_bundle = registry.fetch_bundle(parent_kv) if parent_kv is not None else None
     params = config_params(config)
     with job_run(kind, config.kernel, params, actor=actor, trigger_id=trigger_id) as ctx, display.progress() as bar:
-        extra = {"parent_version": parent_kv.version} if parent_kv is not None else {"teacher": teacher}
-        ctx.log_params({**params, **extra, "harness": config.harness.model_dump()})
+        source = {"parent_version": parent_kv.version} if parent_kv is not None else {}  # a base is in the config
+        ctx.log_params({**params, **source, "harness": config.harness.model_dump()})
         digests = log_data_inputs(ctx, skills)
-        if parent_bundle is None:
-            model, tokenizer = load_base(str(teacher))
+        manifest, base_ref, placement = None, None, None
+        if parent_bundle is not None:
+            loaded = load_kernel(parent_bundle)
+            model, tokenizer, manifest = loaded.model, loaded.tokenizer, loaded.manifest
+            if getattr(config, "target", "all") == "localized":
+                placement = localized_placement(model, tokenizer, config, skills, ctx)
+        else:
+            model, tokenizer = load_base(str(base))
+            base_ref = BaseModelRef(uri=str(base), sha256=base_sha256(resolve_base_dir(str(base))))
+            digests[f"base:{base}"] = base_ref.sha256
+        adapter = hasattr(config, "rank")
+        if adapter:
+            model = attach_lora(
+                model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed,
+                **(placement.attach_kwargs() if placement is not None else {}),
+            )
+        else:
             model.eval()
-            yield Job(ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests)
-            return
-        loaded = load_kernel(parent_bundle)
-        placement = (
-            localized_placement(loaded.model, loaded.tokenizer, config, skills, ctx)
-            if getattr(config, "target", "all") == "localized" else None
-        )
-        model = attach_lora(
-            loaded.model, adapter_name=kind, r=config.rank, alpha=config.lora_alpha, seed=config.seed,
-            **(placement.attach_kwargs() if placement is not None else {}),
-        )
         yield Job(
-            ctx=ctx, bar=bar, model=model, tokenizer=loaded.tokenizer, digests=digests,
-            parent_kv=parent_kv, parent_bundle=parent_bundle, parent=loaded.manifest,
-            target=placement.describe() if placement is not None else {"target": getattr(config, "target", "all")},
+            ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests, adapter=adapter, base=base_ref,
+            parent_kv=parent_kv, parent_bundle=parent_bundle, parent=manifest,
+            target=({"target": getattr(config, "target", "all")} if placement is None else placement.describe()) if parent_kv else {},
         )
 
 

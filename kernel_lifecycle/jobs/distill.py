@@ -52,11 +52,7 @@ def check_world(spec: DistillConfig) -> dict[str, Skill]:
         raise JobError("distill needs a teacher: a base spec (a local model directory, a hub id, ...); "
                        "`kernel-lifecycle jobs distill --teacher` defaults to the demo base")
     check_weights(resolve_base_dir(spec.teacher))  # a missing or pickled teacher fails here
-    if registry.kernel_exists(spec.kernel) and registry.list_versions(spec.kernel):
-        raise JobError(
-            f"kernel {spec.kernel!r} already has versions; distill creates a kernel's first version "
-            "(use upskill/downskill to change it, or pick a new name)"
-        )
+    common.require_new_kernel(spec.kernel, kind="distill")
     return skills
 
 
@@ -127,7 +123,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, displ
         spec = spec.model_copy(update={"student_layers": max(1, layers // 2)})
     n_layers = int(spec.student_layers)
 
-    with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, teacher=teacher_uri) as job:
+    with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, base=teacher_uri) as job:
         ctx, teacher, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
         job.digests["teacher"] = base_sha256(Path(teacher_uri)) if Path(teacher_uri).is_dir() else teacher_uri
 

@@ -1,6 +1,6 @@
 """The job kinds, in one table: each kind's config type, what it reads of a policy, and its run.
 
-A recipe is one module read top to bottom (``distill``, ``upskill``, ``downskill``): its
+A recipe is one module read top to bottom (``adapt``, ``distill``, ``upskill``, ``downskill``): its
 ``policy_fields(policy)`` and ``run(config, *, actor, trigger_id, display)``. Adding a kind is
 one module and one row here; the CLI, the scheduler's pipeline, the quickstart and a Ray worker
 all go through ``from_policy``/``parse_config``/``run_job``.
@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
-from kernel_lifecycle.jobs import distill, downskill, upskill
-from kernel_lifecycle.jobs.config import DistillConfig, DownskillConfig, UpskillConfig, policy_base_fields
+from kernel_lifecycle.jobs import adapt, distill, downskill, upskill
+from kernel_lifecycle.jobs.config import AdaptConfig, DistillConfig, DownskillConfig, UpskillConfig, policy_base_fields
 from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry.client import KernelVersion
 
-AnyConfig = Union[DistillConfig, UpskillConfig, DownskillConfig]
+AnyConfig = Union[AdaptConfig, DistillConfig, UpskillConfig, DownskillConfig]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     recipe.kind: recipe
     for recipe in (
+        Recipe("adapt", AdaptConfig, adapt.policy_fields, adapt.run),
         Recipe("distill", DistillConfig, distill.policy_fields, distill.run),
         Recipe("upskill", UpskillConfig, upskill.policy_fields, upskill.run),
         Recipe("downskill", DownskillConfig, downskill.policy_fields, downskill.run),

@@ -22,15 +22,19 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 FORBIDDEN_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
-AdapterRole = Literal["distill", "upskill", "downskill", "negation", "other"]
+AdapterRole = Literal["adapt", "distill", "upskill", "downskill", "negation", "other"]
 
 
 class BaseModelRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    uri: str  # local directory, hub id, or an MLflow artifact URI (runs:/...)
-    sha256: str  # sha256 over the weight files (see models.loading.base_sha256)
+    uri: str  # a base spec (models.bases): directory, hub id, .gguf file, named base, MLflow artifact URI
+    sha256: str  # sha256 over the weight files (see models.bases.base_sha256)
     tokenizer_uri: str | None = None  # defaults to ``uri``
+    # what the weights stand on; absent in manifests written before base specs (they still load)
+    kind: str | None = None  # "dir", "hub", "gguf" or "artifact"
+    source: str | None = None  # the file or hub revision the weights were made from (a GGUF path, "org/name@commit")
+    source_sha256: str | None = None  # sha256 of that file's bytes (the GGUF before its conversion)
 
 
 class AdapterEntry(BaseModel):

@@ -151,3 +151,30 @@ def test_step_metrics_reach_mlflow_in_batches_and_survive_a_failed_training(worl
             raise RuntimeError("diverged")
     history = mlflow_client().get_metric_history(run.info.run_id, "train.loss")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(s, 1.0 / s) for s in range(1, 6)]
+
+
+def test_adapt_registers_the_base_unchanged_plus_one_adapter(world) -> None:
+    """adapt: a kernel's first version from a pretrained base (here a tiny one) and a LoRA adapter;
+    the manifest references the base by its spec and weights' sha256, the adapter loads back, and
+    a second adapt of the same kernel is refused before anything trains."""
+    from kernel_lifecycle.jobs.config import AdaptConfig
+    from kernel_lifecycle.models.loading import base_sha256, load_kernel
+    from kernel_lifecycle.registry.bundle import read_manifest
+
+    spec = AdaptConfig(
+        kernel="tiny-adapted", base=str(world["teacher"]), skills=["py", "cob"], steps=2, batch_size=4, eval_every=2,
+        eval_problems=2, rank=4, harness=HARNESS, report_skills=["py", "cob", "sq"],
+    )
+    kv = registry.get_version("tiny-adapted", run_job(spec, actor="test").version)
+    assert kv.version == "1" and kv.tags["kernel.job_kind"] == "adapt"
+    bundle = registry.fetch_bundle(kv)
+    manifest = read_manifest(bundle)
+    assert manifest.base.uri == str(world["teacher"]) and manifest.base.sha256 == base_sha256(world["teacher"])
+    assert [(a.role, a.skill) for a in manifest.adapters] == [("adapt", "py-cob")]
+    assert manifest.retained_skills == ["py", "cob"] and manifest.parent_version is None
+    loaded = load_kernel(bundle)
+    assert loaded.model.config.num_hidden_layers == 2  # the base whole: adapt keeps every layer
+    run = mlflow_client().get_run(kv.run_id)
+    assert run.data.params["base"] == str(world["teacher"])
+    with pytest.raises(JobError, match="already has versions; adapt creates"):
+        run_job(spec, actor="test")
