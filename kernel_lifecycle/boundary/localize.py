@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
+from kernel_lifecycle.boundary.metrics import bootstrap_interval
+from kernel_lifecycle.boundary.plot import _pyplot, _save
 from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.training.data import IGNORE_INDEX, Batch, collate, encode_probes, pad_id_of
+from kernel_lifecycle.training.lora import target_modules
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from kernel_lifecycle.boundary.skills import Skill, Split
 
 Method = Literal["ablation", "compressed"]
 Ablation = Literal["mean", "zero"]
@@ -86,7 +95,7 @@ def head_layout(model: torch.nn.Module) -> HeadLayout:
 
 
 @contextmanager
-def head_ablation(model: torch.nn.Module, layout: HeadLayout):
+def head_ablation(model: torch.nn.Module, layout: HeadLayout) -> Iterator[dict[str, Any]]:
     """Hooks on every ``o_proj`` input that replace ablated heads' outputs; removed on exit.
 
     Yields a dict the caller fills before each forward: ``keep`` a float tensor (rows, layers,
@@ -99,7 +108,7 @@ def head_ablation(model: torch.nn.Module, layout: HeadLayout):
     handles = []
 
     def make_hook(index: int) -> Callable:
-        def hook(module, args):  # noqa: ANN001, ANN202
+        def hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
             x = args[0]
             b, t, _ = x.shape
             per_head = x.view(b, t, layout.heads, layout.head_dim)
@@ -133,10 +142,8 @@ def head_ablation(model: torch.nn.Module, layout: HeadLayout):
 # ---- probes and their log-likelihood ---------------------------------------------------------
 
 
-def probe_batch(skill, tokenizer, *, split: str = "dev", n: int = 32, max_length: int = 256):  # noqa: ANN001, ANN201
+def probe_batch(skill: Skill, tokenizer: PreTrainedTokenizerBase, *, split: Split = "dev", n: int = 32, max_length: int = 256) -> Batch:
     """The first ``n`` probes of a split as one right-padded batch (solution-only labels)."""
-    from kernel_lifecycle.training.data import collate, encode_probes, pad_id_of
-
     probes = skill.probes(split)[:n]
     if len(probes) < 2:
         raise LocalizationError(f"skill {skill.name!r} has {len(probes)} {split} probes; a map needs at least 2")
@@ -146,8 +153,6 @@ def probe_batch(skill, tokenizer, *, split: str = "dev", n: int = 32, max_length
 
 def _solution_loglik(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per row: the mean log-probability of its solution tokens (labels != -100)."""
-    from kernel_lifecycle.training.data import IGNORE_INDEX
-
     targets = labels[:, 1:]
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     mask = targets != IGNORE_INDEX
@@ -158,7 +163,7 @@ def _solution_loglik(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 class Prober:
     """Runs a probe batch through a model under per-row head ablations, counting passes."""
 
-    def __init__(self, model: torch.nn.Module, batch, *, ablation: Ablation = "mean", rows_per_forward: int = 64) -> None:  # noqa: ANN001
+    def __init__(self, model: torch.nn.Module, batch: Batch, *, ablation: Ablation = "mean", rows_per_forward: int = 64) -> None:
         check_options(method="ablation", ablation=ablation)
         self.model = model
         self.batch = batch
@@ -236,8 +241,6 @@ class Effects:
 
 
 def _interval(per_probe: np.ndarray, *, seed: int) -> tuple[float, float]:
-    from kernel_lifecycle.boundary.metrics import bootstrap_interval
-
     return bootstrap_interval(per_probe.tolist(), seed=seed)
 
 
@@ -347,8 +350,8 @@ def _summary(per_probe: np.ndarray, *, seed: int) -> dict[str, float]:
 
 def map_skill(
     model: torch.nn.Module,
-    tokenizer,  # noqa: ANN001
-    skill,  # noqa: ANN001
+    tokenizer: PreTrainedTokenizerBase,
+    skill: Skill,
     *,
     method: Method = "ablation",
     ablation: Ablation = "mean",
@@ -357,7 +360,7 @@ def map_skill(
     random_seeds: int = 5,
     measurements: int | None = None,
     fraction: float = 0.25,
-    split: str = "dev",
+    split: Split = "dev",
     seed: int = 0,
 ) -> SkillMap:
     """One skill's map: per-head effects, the top-k heads, top-k vs random-k ablated together."""
@@ -414,7 +417,7 @@ def default_measurements(layout: HeadLayout) -> int:
     return max(4, layout.count // 2)
 
 
-def map_skills(model, tokenizer, skills: Mapping[str, Any], **options: Any) -> dict[str, SkillMap]:  # noqa: ANN001
+def map_skills(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, skills: Mapping[str, Skill], **options: Any) -> dict[str, SkillMap]:
     """The same map for several skills (the retired one and the retained ones), in order."""
     return {name: map_skill(model, tokenizer, skill, **options) for name, skill in skills.items()}
 
@@ -450,8 +453,6 @@ def localization_json(maps: Mapping[str, SkillMap], skill: str, **context: Any) 
 
 def plot_map(skill_map: SkillMap, *, path: Path, title: str | None = None) -> Path:
     """Layers x heads, diverging colours around 0 (red: ablating hurts), top heads boxed."""
-    from kernel_lifecycle.boundary.plot import _pyplot, _save
-
     plt = _pyplot()
     effects = np.asarray(skill_map.effects)
     bound = float(np.abs(effects).max()) or 1.0
@@ -526,8 +527,6 @@ def lora_targets(model: torch.nn.Module, retired_map: SkillMap, retained_maps: S
     retired skill's likelihood. The placement is attention-only (q/k/v/o_proj), on the layers of
     the chosen heads, confined to those heads by a head mask.
     """
-    from kernel_lifecycle.training.lora import target_modules
-
     if k < 1:
         raise LocalizationError(f"k must be at least 1, got {k}")
     layout = head_layout(model)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kernel_lifecycle.boundary.report import SkillMetrics
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -155,6 +159,6 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     return float(binomtest(b, b + c, 0.5).pvalue)
 
 
-def problem_scores(metrics) -> dict[str, float]:  # noqa: ANN001 - report.SkillMetrics
+def problem_scores(metrics: SkillMetrics) -> dict[str, float]:
     """Each problem's score as the report's value averages it (pass@k of its samples), by task id."""
     return {p.task_id: pass_at_k_one(p.n, p.c, metrics.k) for p in metrics.problems}

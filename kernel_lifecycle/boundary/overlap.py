@@ -21,6 +21,7 @@ question does not disguise its query. Matching is by hash of the shape: linear i
 
 from __future__ import annotations
 
+import ast
 import builtins
 import io
 import keyword
@@ -28,10 +29,8 @@ import re
 import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from kernel_lifecycle.boundary.skills import Skill
+from kernel_lifecycle.boundary.skills import SPLITS, Probe, Skill
 
 # scorer -> language of the probes it judges; anything else is read by the generic lexer
 LANGUAGES = {"python_tests": "python", "sql_exec": "sql", "cobol_compile": "cobol"}
@@ -95,15 +94,13 @@ class _Names:
         return self.seen.setdefault(name, f"{self.prefix}{len(self.seen)}")
 
 
-def _python_bound(tree) -> tuple[set[str], set[str]]:  # noqa: ANN001 - an ast.Module
+def _python_bound(tree: ast.Module) -> tuple[set[str], set[str]]:
     """The names and the attribute names the code itself binds: its own naming.
 
     A parameter called ``list`` or ``input``, a loop variable ``_``, a variable ``match``, a
     method ``area`` of its own class or an attribute ``self.total`` are names the author
     chose, and a renamed copy may call them anything: they are placeholders like any other
     name, even where a builtin, soft keyword or library method has the same spelling."""
-    import ast
-
     names: set[str] = set()
     attributes: set[str] = set()
     for node in ast.walk(tree):
@@ -137,8 +134,6 @@ def _python_shape(text: str) -> tuple[str, ...]:
     """Code that parses is read as ``ast.unparse`` writes it: one layout, one quoting, no
     comments, no redundant parentheses (formatting of any kind is gone); code that does not
     (a truncated generation) is read as written, builtins and attributes kept as spelled."""
-    import ast
-
     bound: set[str] = set()
     bound_attributes: set[str] = set()
     try:
@@ -249,7 +244,7 @@ def near_duplicates(
     return {probe_id: found for probe_id, text in probes if (found := index.match(text)) is not None}
 
 
-def probe_text(probe) -> str:  # noqa: ANN001
+def probe_text(probe: Probe) -> str:
     """What a probe's shape is taken over: its prompt and its reference solution."""
     return probe.prompt + probe.canonical_solution
 
@@ -266,8 +261,6 @@ class NearDuplicate:
 
 def skill_overlap(skill: Skill, splits: Sequence[str] | None = None) -> list[NearDuplicate]:
     """Probes of ``skill``'s held-out splits (every split but train by default) with a train probe's shape."""
-    from kernel_lifecycle.boundary.skills import SPLITS
-
     train = {p.task_id: p for p in skill.probes("train")}
     index = ShapeIndex(((i, probe_text(p)) for i, p in train.items()), language_of(skill.scorer))
     out = []
@@ -281,8 +274,6 @@ def skill_overlap(skill: Skill, splits: Sequence[str] | None = None) -> list[Nea
 
 def overlap_counts(skills: Mapping[str, Skill], found: Iterable[NearDuplicate]) -> list[dict]:
     """Per skill and held-out split: how many probes are near-duplicates of train, of how many."""
-    from kernel_lifecycle.boundary.skills import SPLITS
-
     flagged: dict[tuple[str, str], int] = {}
     for dup in found:
         flagged[dup.skill, dup.split] = flagged.get((dup.skill, dup.split), 0) + 1

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel_lifecycle.boundary.report import SkillMetrics
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.figure import Figure
 
 History = Sequence[tuple[int, Mapping[str, SkillMetrics]]]
 
 
-def _pyplot():  # noqa: ANN202
+def _pyplot() -> ModuleType:  # matplotlib.pyplot, Agg backend; imported on the first plot (it is slow)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +25,7 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lifecycle.errors import NotFoundError
+from kernel_lifecycle.settings import get_settings
 
 SPLITS = ("train", "dev", "test", "fresh", "relearn")
 Split = Literal["train", "dev", "test", "fresh", "relearn"]
@@ -103,8 +104,6 @@ def load_skill(root: Path) -> Skill:
 
 def skills_root() -> Path:
     """Where skills are read from: ``KL_SKILLS_DIR``, else the bundled demo skills."""
-    from kernel_lifecycle.settings import get_settings
-
     return get_settings().skills_dir or DEMO_SKILLS_DIR
 
 

@@ -10,10 +10,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
+from kernel_lifecycle.boundary.plot import plot_inventory
 from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
 from kernel_lifecycle.errors import KernelLifecycleError, RefusedError
-from kernel_lifecycle.registry.client import KernelVersion
+from kernel_lifecycle.registry.client import KernelVersion, set_version_description
 from kernel_lifecycle.registry.tracking import client
 
 REPORT_PATH = "boundary"
@@ -57,8 +59,6 @@ def log_report(
         path.write_text(report.to_json(), encoding="utf-8")
         mlflow_client.log_artifact(run_id, str(path), folder)
         if plot and report.skills:
-            from kernel_lifecycle.boundary.plot import plot_inventory
-
             label = report.version or "candidate"
             png = plot_inventory(
                 {label: report.skills}, path=Path(tmp) / "inventory.png",
@@ -131,16 +131,12 @@ LOCALIZE_PATH = "localize"
 _SECTION_START, _SECTION_END = "<!-- kl:localize -->", "<!-- /kl:localize -->"
 
 
-def log_localization(kv, files: list[Path], *, method: str, skills: list[str]) -> str:  # noqa: ANN001
+def log_localization(kv: KernelVersion, files: list[Path], *, method: str, skills: list[str]) -> str:
     """Log a localization's heatmaps and JSON on the version's run (``localize/<method>/``) and
     show the heatmaps on the version's page (a section of its description, replaced on re-run).
 
     Returns the artifact folder. The version's run is the job run that registered it.
     """
-    from urllib.parse import quote
-
-    from kernel_lifecycle.registry.client import set_version_description
-
     if not kv.run_id:
         raise KernelLifecycleError(f"{kv.ref} has no MLflow run to log its localization to; re-register it with a run")
     folder = f"{LOCALIZE_PATH}/{method}"
