@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 # settings that take one of a few words
-CHOICES = {"sandbox": ("bwrap", "none"), "executor": ("local", "ray")}
+CHOICES = {"sandbox": ("bwrap", "none"), "executor": ("local", "ray"), "device": ("auto", "cpu", "cuda")}
 
 
 class Settings(BaseSettings):
@@ -44,8 +44,11 @@ class Settings(BaseSettings):
     # the Ray cluster of executor "ray" (ray.init's address: "host:6379", "ray://host:10001",
     # "auto"); unset: a local Ray instance that lives as long as the command
     ray_address: str | None = None
+    # where tensors live: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu" or "cuda"
+    # (refused without a GPU); the dtype follows it (models.device.placement)
+    device: str = "auto"
 
-    @field_validator("sandbox", "executor")
+    @field_validator("sandbox", "executor", "device")
     @classmethod
     def _one_of(cls, value: str, info: ValidationInfo) -> str:
         allowed = CHOICES[info.field_name]
