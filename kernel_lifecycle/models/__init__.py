@@ -1,1 +1,2 @@
-"""Models: loading bases and kernels, building the demo base."""
+"""Models: base specs (``bases``), device and dtype (``device``), loading bases and kernels
+(``loading``), prompt formats (``prompting``), the tokenizer recipe (``tokenizer``)."""

@@ -1,29 +1,39 @@
 """Loading base models and kernels: transformers + peft + safetensors only, hashes verified.
 
-A base is a local directory, an MLflow artifact URI (``runs:/...``, ``mlflow-artifacts:/...``,
-downloaded once into ``KL_HOME/cache``) or a hub id (fetched by ``huggingface_hub`` where a
-network exists; tests never do). Weights must be safetensors; ``trust_remote_code`` is never on.
-A kernel is its base with its adapters applied in order, each merged into the weights, so what
-comes back is a plain transformers model.
+A base is any base spec (``models.bases``: a local directory, a hub id, a GGUF file, a named base
+such as ``smollm2``, an MLflow artifact URI), resolved to a local Hugging Face directory. Weights
+must be safetensors; ``trust_remote_code`` is never on. Models land where ``KL_DEVICE`` says, in
+the dtype that goes with it (``models.device.placement``). A kernel is its base with its adapters
+applied in order, each merged into the weights, so what comes back is a plain transformers model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel_lifecycle.errors import BundleError
-from kernel_lifecycle.hashing import sha256_tree
-from kernel_lifecycle.registry.bundle import FORBIDDEN_SUFFIXES, Manifest, verify_bundle
-from kernel_lifecycle.settings import get_settings
+from kernel_lifecycle.models.bases import (
+    ARTIFACT_SCHEMES,
+    ResolvedBase,
+    base_sha256,
+    quiet_transformers,
+    resolve_base,
+)
+from kernel_lifecycle.models.device import placement
+from kernel_lifecycle.registry.bundle import FORBIDDEN_SUFFIXES, BaseModelRef, Manifest, verify_bundle
 
-ARTIFACT_SCHEMES = ("runs:/", "mlflow-artifacts:/", "models:/")
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "ARTIFACT_SCHEMES", "LoadedKernel", "ResolvedBase", "apply_adapter", "base_ref", "base_sha256", "check_weights",
+    "ensure_pad_token", "load_base", "load_kernel", "peft_quietly", "resolve_base", "resolve_base_dir",
+]
 
 
 @dataclass
@@ -33,63 +43,15 @@ class LoadedKernel:
     manifest: Manifest
 
 
-def device_for(device: str | None = None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def base_sha256(path: Path) -> str:
-    """The sha256 a manifest records for a base: over its *.safetensors files (names + contents)."""
-    return sha256_tree(Path(path), "*.safetensors")
-
-
-def _quiet() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:  # transformers writes shards through huggingface_hub's own bars
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    except ImportError:
-        pass
-
-
 def resolve_base_dir(uri: str) -> Path:
-    """A local directory holding the base model's files, downloading it once if needed."""
-    path = Path(uri).expanduser()
-    if path.is_dir():
-        return path
-    cache = get_settings().cache_dir / "bases" / hashlib.sha256(uri.encode()).hexdigest()[:24]
-    if cache.is_dir():
-        return cache
-    if uri.startswith(ARTIFACT_SCHEMES):
-        import mlflow.artifacts
+    """A local directory holding the base model's files (any base spec; see ``resolve_base``)."""
+    return resolve_base(uri).path
 
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".dl-"))
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=str(staging), tracking_uri=get_settings().tracking_uri
-            )
-            Path(local).rename(cache)
-        except Exception as exc:  # noqa: BLE001
-            raise BundleError(f"cannot fetch base model {uri}: {exc}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return cache
-    if uri.startswith(("/", ".", "~")) or "/" not in uri or uri.count("/") > 1:
-        raise BundleError(f"base model {uri!r} not found: no such directory (and not a hub id like 'org/name')")
-    try:
-        from huggingface_hub import snapshot_download
 
-        return Path(
-            snapshot_download(uri, allow_patterns=["*.safetensors", "*.json", "tokenizer*", "*.model", "*.txt"])
-        )
-    except Exception as exc:  # noqa: BLE001 - offline, unknown id, no access
-        raise BundleError(f"cannot fetch base model {uri!r} from the hub: {type(exc).__name__}: {exc}") from None
+def base_ref(base: ResolvedBase, *, tokenizer_uri: str | None = None) -> BaseModelRef:
+    """What a manifest records of a base: its spec, the weights' sha256 and what they stand on."""
+    return BaseModelRef(uri=base.uri, sha256=base.sha256, tokenizer_uri=tokenizer_uri, kind=base.kind,
+                        source=base.source, source_sha256=base.source_sha256)
 
 
 def check_weights(path: Path) -> None:
@@ -103,25 +65,61 @@ def check_weights(path: Path) -> None:
     raise BundleError(f"{path}: no *.safetensors weight files: not a model directory")
 
 
-def load_base(uri: str, *, device: str | None = None, expected_sha256: str | None = None):  # noqa: ANN201
-    """(model, tokenizer) of a base model, in eval mode on ``device`` (CUDA when present)."""
-    _quiet()
+def _verify(base: ResolvedBase, expected_sha256: str, expected_source_sha256: str | None) -> None:
+    actual = base.sha256  # refuses a GGUF cache entry modified since its conversion
+    if actual == expected_sha256:
+        return
+    why = ""
+    if expected_source_sha256 and base.source_sha256 and expected_source_sha256 != base.source_sha256:
+        why = (f"; its source file is another one too (sha256 {base.source_sha256[:12]}…, "
+               f"the manifest's {expected_source_sha256[:12]}…)")
+    elif expected_source_sha256 and expected_source_sha256 == base.source_sha256:
+        why = "; same GGUF file, converted differently here (another transformers or gguf version)"
+    raise BundleError(
+        f"base model {base.spec}: sha256 {actual[:12]}… does not match the manifest's {expected_sha256[:12]}…{why}"
+    )
+
+
+def ensure_pad_token(tokenizer, *, where: str) -> None:  # noqa: ANN001
+    """Give ``tokenizer`` a pad token: its own, else its eos token.
+
+    Padding with eos is safe here: generation pads on the left under an attention mask and stops
+    at the first *new* eos, and training masks pad positions out of the loss, so which token fills
+    a pad position never matters. A tokenizer with neither token is refused: nothing could end or
+    batch its generations.
+    """
+    if tokenizer.pad_token_id is not None:
+        return
+    if tokenizer.eos_token_id is None:
+        raise BundleError(
+            f"base {where}: its tokenizer has neither a pad token nor an eos token, so generations cannot end "
+            "or be batched; set eos_token (and pad_token) in its tokenizer_config.json"
+        )
+    tokenizer.pad_token = tokenizer.eos_token
+
+
+def _load(base: ResolvedBase, *, device: torch.device, dtype: torch.dtype, expected_sha256: str | None = None,
+          expected_source_sha256: str | None = None):  # noqa: ANN202
+    quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_base_dir(uri)
-    check_weights(path)
+    check_weights(base.path)
     if expected_sha256 is not None:
-        actual = base_sha256(path)
-        if actual != expected_sha256:
-            raise BundleError(
-                f"base model {uri}: sha256 {actual[:12]}… does not match the manifest's {expected_sha256[:12]}…"
-            )
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.to(device_for(device)).eval()
+        _verify(base, expected_sha256, expected_source_sha256)
+    tokenizer = AutoTokenizer.from_pretrained(base.path, trust_remote_code=False)
+    ensure_pad_token(tokenizer, where=repr(base.spec))
+    model = AutoModelForCausalLM.from_pretrained(base.path, use_safetensors=True, trust_remote_code=False,
+                                                 dtype=dtype)
+    model.to(device).eval()
     return model, tokenizer
+
+
+def load_base(base: str | ResolvedBase, *, device: str | None = None, expected_sha256: str | None = None):  # noqa: ANN201
+    """(model, tokenizer) of a base (any base spec, or one already resolved), in eval mode, placed
+    on ``device`` (default ``KL_DEVICE``) in its dtype; ``expected_sha256`` verified when given."""
+    target, dtype = placement(device)
+    resolved = base if isinstance(base, ResolvedBase) else resolve_base(base)
+    return _load(resolved, device=target, dtype=dtype, expected_sha256=expected_sha256)
 
 
 @contextmanager
@@ -156,15 +154,26 @@ def apply_adapter(model, adapter_dir: Path, *, name: str, weight: float = 1.0): 
 
 
 def load_kernel(bundle_dir: Path, *, device: str | None = None) -> LoadedKernel:
-    """A verified bundle -> its base (sha256 checked) with every adapter applied in order."""
+    """A verified bundle -> its base (any base spec, sha256 checked) with every adapter applied in order.
+
+    Adapters merge into float32 weights on the target device, and the merged model is cast to
+    the device's dtype once at the end: merging into bfloat16 would round every delta.
+    """
+    import torch
+
     bundle_dir = Path(bundle_dir)
     manifest = verify_bundle(bundle_dir)
-    model, tokenizer = load_base(manifest.base.uri, device=device, expected_sha256=manifest.base.sha256)
+    target, dtype = placement(device)
+    base = resolve_base(manifest.base.uri)
+    model, tokenizer = _load(base, device=target, dtype=torch.float32, expected_sha256=manifest.base.sha256,
+                             expected_source_sha256=manifest.base.source_sha256)
     if manifest.base.tokenizer_uri:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_base_dir(manifest.base.tokenizer_uri))
+        tokenizer = AutoTokenizer.from_pretrained(resolve_base(manifest.base.tokenizer_uri).path,
+                                                  trust_remote_code=False)
+        ensure_pad_token(tokenizer, where=repr(manifest.base.tokenizer_uri))
     for entry in manifest.adapters:
         model = apply_adapter(model, bundle_dir / "adapters" / entry.name, name=entry.name, weight=entry.weight)
-    model.eval()
+    model.to(dtype).eval()
     return LoadedKernel(model=model, tokenizer=tokenizer, manifest=manifest)

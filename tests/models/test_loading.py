@@ -77,3 +77,41 @@ def test_adapter_for_another_base_is_refused(tmp_path: Path) -> None:
     model = LlamaForCausalLM.from_pretrained(small, use_safetensors=True)
     with pytest.raises(BundleError, match="adapter 'wide-one' does not fit this base model"):
         apply_adapter(model, adapter, name="wide-one")
+
+
+def test_pad_token_falls_back_to_eos_and_neither_is_refused(tmp_path: Path) -> None:
+    tokenizer = toy_tokenizer()
+    model = tiny_llama(tokenizer, layers=1, hidden=32, seed=3)
+    no_pad = tmp_path / "no-pad"
+    model.save_pretrained(no_pad, safe_serialization=True)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(no_pad)
+    _, loaded = load_base(str(no_pad))
+    assert loaded.pad_token == loaded.eos_token == "<eos>"
+
+    neither = tmp_path / "neither"
+    model.save_pretrained(neither, safe_serialization=True)
+    tokenizer.eos_token = None
+    tokenizer.save_pretrained(neither)
+    with pytest.raises(BundleError, match="its tokenizer has neither a pad token nor an eos token"):
+        load_base(str(neither))
+
+
+def test_manifests_before_base_specs_still_load(tmp_path: Path) -> None:
+    """A manifest written before base.kind/source/source_sha256 existed reads and loads; an
+    unknown field is still refused."""
+    import json
+
+    from kernel_lifecycle.registry.bundle import read_manifest
+
+    bundle = make_bundle(tmp_path / "k", n_adapters=1)
+    path = bundle / "manifest.json"
+    data = json.loads(path.read_text())
+    data["base"] = {k: data["base"][k] for k in ("uri", "sha256", "tokenizer_uri")}  # the old shape
+    path.write_text(json.dumps(data))
+    loaded = load_kernel(bundle)
+    assert loaded.manifest.base.kind is None and loaded.manifest.base.source_sha256 is None
+    data["base"]["weights_dtype"] = "fp32"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="Extra inputs are not permitted at 'base.weights_dtype'"):
+        read_manifest(bundle)
