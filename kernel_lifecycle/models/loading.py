@@ -138,6 +138,7 @@ def apply_adapter(model, adapter_dir: Path, *, name: str, weight: float = 1.0): 
     """Load one peft adapter onto ``model``, scale it by ``weight`` and merge it into the weights."""
     from peft import PeftModel
 
+    # lazy: registry.kernel_model imports mlflow at its top (seconds); loading a base needs none of it
     from kernel_lifecycle.registry.kernel_model import scale_adapter
 
     try:
