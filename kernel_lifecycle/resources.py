@@ -1,5 +1,5 @@
-"""Files the package ships that live at the repository's top level: the lifecycle DB's
-migrations (``alembic/``) and the demo policy (``policies/``).
+"""Files the package ships: the lifecycle DB's migrations (``alembic/``) and the demo policy
+(``policies/``), which live at the repository's top level, and the demo base's weights.
 
 A wheel carries them as package data under ``kernel_lifecycle/_bundled/<name>`` (pyproject maps
 the top-level folders there); a checkout (editable install, tests) reads them where they are.
@@ -26,3 +26,14 @@ def bundled(name: str) -> Path:
 
 def demo_policy() -> Path:
     return bundled("policies") / "python-kernel.yaml"
+
+
+# The shipped demo base's weights (sha256 over its *.safetensors, as manifests record a base): every
+# machine starts the demo from these bytes (``demo/base_builder.py`` built them; ``kernel-lifecycle
+# jobs build-base --force`` rebuilds one into the cache, with other bytes on another machine).
+DEMO_BASE_SHA256 = "5a4cec4d456b5425cc080e2f1a817d323cceff7f4db9684bacf96242226dcf51"
+
+
+def demo_base_dir() -> Path:
+    """The folder of the shipped demo base (config, weights, tokenizer, build.json)."""
+    return _PACKAGE / "demo" / "base"

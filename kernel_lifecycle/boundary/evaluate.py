@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kernel_lifecycle.boundary import checks
+from kernel_lifecycle.boundary import checks, prompts
 from kernel_lifecycle.boundary.generation import Generation, generate
 from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
 from kernel_lifecycle.boundary.overlap import probe_text
@@ -33,9 +33,11 @@ def _scorer(name: str, executor: str):  # noqa: ANN202
     return scorer_for(name, executor)
 
 
-def _samples(probes: list[Probe], generations: list[list[Generation]]) -> list[Sample]:
+def _samples(tokenizer, probes: list[Probe], generations: list[list[Generation]], scorer_name: str) -> list[Sample]:  # noqa: ANN001
+    """What the scorer judges: each generation read back in the kernel's prompt format."""
     return [
-        Sample(task_id=p.task_id, prompt=p.prompt, completion=g.text, test=p.test, entry_point=p.entry_point)
+        Sample(task_id=p.task_id, prompt=p.prompt, completion=prompts.completion(tokenizer, p, g.text, scorer_name),
+               test=p.test, entry_point=p.entry_point)
         for p, gens in zip(probes, generations)
         for g in gens
     ]
@@ -102,11 +104,11 @@ def _run(
         # exactly what a larger budget gives, and so is its verdict. Only the truncated ones are
         # generated and judged again.
         redo = [i for i, gens in enumerate(reuse.generations) if any(g.truncated for g in gens)]
-        fresh = generate(model, tokenizer, [probes[i].prompt for i in redo], max_new_tokens=max_new_tokens, seed=seed)
+        fresh = generate(model, tokenizer, [prompts.render(tokenizer, probes[i]) for i in redo], max_new_tokens=max_new_tokens, seed=seed)
         generations = list(reuse.generations)
         for i, gens in zip(redo, fresh):
             generations[i] = gens
-        redone = iter(judge.score(_samples([probes[i] for i in redo], fresh)) if redo else [])
+        redone = iter(judge.score(_samples(tokenizer, [probes[i] for i in redo], fresh, skill.scorer)) if redo else [])
         old = iter(reuse.verdicts)
         verdicts, redo_set = [], set(redo)
         for i, gens in enumerate(reuse.generations):
@@ -114,10 +116,10 @@ def _run(
             verdicts += [next(redone) for _ in generations[i]] if i in redo_set else olds
     else:
         generations = generate(
-            model, tokenizer, [p.prompt for p in probes], max_new_tokens=max_new_tokens,
+            model, tokenizer, [prompts.render(tokenizer, p) for p in probes], max_new_tokens=max_new_tokens,
             n_samples=n_samples, temperature=temperature, top_p=top_p, seed=seed,
         )
-        verdicts = judge.score(_samples(probes, generations))
+        verdicts = judge.score(_samples(tokenizer, probes, generations, skill.scorer))
     return _Run(_metrics(skill, split, probes, generations, verdicts, k), generations, verdicts)
 
 
@@ -160,7 +162,10 @@ def oracle_metrics(skill: Skill, split: str = "dev", *, max_problems: int | None
     """
     probes = _first(skill, split, max_problems)
     generations = [[Generation(text=p.canonical_solution, n_tokens=0, truncated=False, mean_entropy=float("nan"))] for p in probes]
-    verdicts = scorer(skill.scorer).score(_samples(probes, generations))
+    verdicts = scorer(skill.scorer).score([
+        Sample(task_id=p.task_id, prompt=p.prompt, completion=p.canonical_solution, test=p.test, entry_point=p.entry_point)
+        for p in probes
+    ])
     return _metrics(skill, split, probes, generations, verdicts, 1)
 
 

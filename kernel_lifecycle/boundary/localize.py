@@ -37,6 +37,7 @@ import torch
 from kernel_lifecycle.boundary.metrics import bootstrap_interval
 from kernel_lifecycle.boundary.plot import _pyplot, _save
 from kernel_lifecycle.errors import KernelLifecycleError
+from kernel_lifecycle.boundary import prompts
 from kernel_lifecycle.training.data import IGNORE_INDEX, Batch, collate, encode_probes, pad_id_of
 from kernel_lifecycle.training.lora import target_modules
 
@@ -147,7 +148,7 @@ def probe_batch(skill: Skill, tokenizer: PreTrainedTokenizerBase, *, split: Spli
     probes = skill.probes(split)[:n]
     if len(probes) < 2:
         raise LocalizationError(f"skill {skill.name!r} has {len(probes)} {split} probes; a map needs at least 2")
-    examples = encode_probes(probes, tokenizer, max_length=max_length, what=f"{skill.name} {split}")
+    examples = encode_probes(probes, tokenizer, max_length=max_length, what=f"{skill.name} {split}", **prompts.answer_kind(skill.scorer))
     return collate(examples, pad_id_of(tokenizer))
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel_lifecycle.boundary import prompts
 from kernel_lifecycle.boundary.evaluate import measure_skill
 from kernel_lifecycle.boundary.report import CheckResult
 from kernel_lifecycle.boundary.skills import Skill
@@ -72,7 +73,7 @@ def relearning_check(
 
     train(
         probe_model,
-        batches(encode_probes(data, tokenizer), batch_size=budget.batch_size, seed=budget.seed + 2, pad_id=pad_id_of(tokenizer)),
+        batches(encode_probes(data, tokenizer, **prompts.answer_kind(skill.scorer)), batch_size=budget.batch_size, seed=budget.seed + 2, pad_id=pad_id_of(tokenizer)),
         loss_fn=ce_loss, steps=budget.steps, lr=budget.lr, seed=budget.seed, checkpoint_every=1, on_checkpoint=measure,
     )
     del probe_model

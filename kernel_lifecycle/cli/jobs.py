@@ -60,10 +60,6 @@ def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool
     from kernel_lifecycle.jobs.recipes import from_policy
 
     policy, sha = _policy_of(kernel, required=kind not in ("adapt", "distill"))
-    if kind == "distill" and overrides.get("teacher") is None:
-        from kernel_lifecycle.demo.base_builder import build_demo_base
-
-        overrides["teacher"] = str(build_demo_base(display=display(not json_out)).path)
     config = from_policy(kind, policy, sha, kernel=kernel, **overrides)
     done = submit_job(config, actor=actor or default_actor(), display=display(not json_out),
                       resources=plan_resources(policy, kind), detach=detach)
@@ -96,7 +92,7 @@ def adapt(
 def distill(
     kernel: str = typer.Argument(..., help="Name of the new kernel"),
     skill: list[str] = typer.Option(..., "--skill", help="A skill whose train split is the task's data (repeatable)."),
-    teacher: str = typer.Option(None, "--teacher", help="Teacher: local directory or hub id (default: the demo base)."),
+    teacher: str = typer.Option(None, "--teacher", help="Teacher: a local directory, a hub id, a .gguf file, smollm2 or demo (default: demo, the shipped demo base)."),
     student_layers: int = typer.Option(None, "--student-layers", help="Layers of the student (default: half)."),
     steps: int = typer.Option(None, "--steps", help="Distillation steps (default 150)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),

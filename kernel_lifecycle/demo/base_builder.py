@@ -45,6 +45,7 @@ from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.models.loading import base_sha256
 from kernel_lifecycle.models.tokenizer import train_bpe_tokenizer
+from kernel_lifecycle.resources import DEMO_BASE_SHA256, demo_base_dir
 from kernel_lifecycle.settings import get_settings
 from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
 from kernel_lifecycle.training.loop import train
@@ -245,10 +246,8 @@ def _torch_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-SHIPPED_DIR = Path(__file__).resolve().with_name("base")
-# The shipped demo base's weights (sha256 over its *.safetensors, as manifests record a base): every
-# machine starts the demo from these bytes. A rebuild (`jobs build-base --force`) goes to the cache.
-SHIPPED_SHA256 = "5a4cec4d456b5425cc080e2f1a817d323cceff7f4db9684bacf96242226dcf51"
+SHIPPED_DIR = demo_base_dir()
+SHIPPED_SHA256 = DEMO_BASE_SHA256  # a rebuild (`jobs build-base --force`) goes to the cache
 
 
 def shipped_base(skills: list[Skill] | None = None) -> BaseBuild | None:

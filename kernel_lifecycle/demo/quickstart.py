@@ -94,7 +94,7 @@ def run(display: Display = SILENT) -> QuickstartResult:
     display.line(f"  {base.path} (sha256 {base.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in base.metrics.items()))
 
     def distill_v1() -> str:
-        config = from_policy("distill", loaded.policy, loaded.sha256, skills=DISTILL_SKILLS, teacher=str(base.path))
+        config = from_policy("distill", loaded.policy, loaded.sha256, skills=DISTILL_SKILLS, teacher="demo")
         return submit_job(config, actor="quickstart", display=display).version  # KL_EXECUTOR: here or on Ray
 
     steps = [

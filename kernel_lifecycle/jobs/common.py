@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernel_lifecycle.boundary import prompts
 from kernel_lifecycle.boundary.evaluate import evaluate_kernel, measure_skills
 from kernel_lifecycle.boundary.plot import plot_curves
 from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
@@ -92,6 +93,7 @@ def new_version_bundle(
     job_id: str,
     policy_sha256: str | None,
     data_digests: dict[str, str],
+    prompt_format: dict[str, Any] | None = None,
 ) -> Path:
     """Parent's adapters (in order) + the job's new one, with the lineage fields filled in."""
     entries: list[AdapterEntry] = []
@@ -116,6 +118,7 @@ def new_version_bundle(
         job_id=job_id,
         policy_sha256=policy_sha256,
         data_digests=data_digests,
+        prompt_format=prompt_format,
     )
     return write_bundle(out, manifest, folders)
 
@@ -127,7 +130,8 @@ def config_params(config: Any) -> dict[str, Any]:
 
 def encode_skills(skills: dict[str, Skill], tokenizer: PreTrainedTokenizerBase) -> list[Example]:
     """Every skill's train probes as training examples (solution-only labels)."""
-    return [e for s in skills.values() for e in encode_probes(s.probes("train"), tokenizer, what=f"{s.name} train")]
+    return [e for s in skills.values()
+            for e in encode_probes(s.probes("train"), tokenizer, what=f"{s.name} train", **prompts.answer_kind(s.scorer))]
 
 
 @dataclass

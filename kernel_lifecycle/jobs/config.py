@@ -90,7 +90,7 @@ class _LoraJob(_Job):
 class DistillConfig(_Job):
     kind: Literal["distill"] = "distill"
     skills: list[str] = Field(min_length=1, description="the task's skills: the kernel's data")
-    teacher: str | None = Field(default=None, description="a base spec: local dir, hub id, ...; the CLI defaults it to the demo base")
+    teacher: str = Field(default="demo", description="a base spec: a local dir, a hub id, a .gguf file, smollm2, demo")
     student_layers: int | None = Field(default=None, gt=0, description="None: half the teacher's layers")
     steps: int = Field(default=150, gt=0)
     lr: float = Field(default=1e-3, gt=0.0, lt=1.0)

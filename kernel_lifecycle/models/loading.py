@@ -25,6 +25,7 @@ from kernel_lifecycle.models.bases import (
     resolve_base,
 )
 from kernel_lifecycle.models.device import placement
+from kernel_lifecycle.models.prompting import PromptFormat, attach
 from kernel_lifecycle.registry.bundle import FORBIDDEN_SUFFIXES, BaseModelRef, Manifest, verify_bundle
 
 if TYPE_CHECKING:
@@ -174,6 +175,8 @@ def load_kernel(bundle_dir: Path, *, device: str | None = None) -> LoadedKernel:
         tokenizer = AutoTokenizer.from_pretrained(resolve_base(manifest.base.tokenizer_uri).path,
                                                   trust_remote_code=False)
         ensure_pad_token(tokenizer, where=repr(manifest.base.tokenizer_uri))
+    if manifest.prompt_format is not None:  # the version's recorded format (its template checked)
+        attach(tokenizer, PromptFormat.model_validate(manifest.prompt_format))
     for entry in manifest.adapters:
         model = apply_adapter(model, bundle_dir / "adapters" / entry.name, name=entry.name, weight=entry.weight)
     model.to(dtype).eval()

@@ -21,6 +21,7 @@ import ast
 import hashlib
 import json
 import re
+import weakref
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
@@ -86,6 +87,37 @@ class PromptFormat(BaseModel):
             {"role": "user", "content": prompt}
         ]
         return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def answer(fmt: PromptFormat, prompt: str, solution: str, *, language: str = "", program: bool = False) -> str:
+    """What the model should write for ``prompt`` when ``solution`` is right: the training target.
+
+    completion: the solution, continuing the prompt. chat: the answer a chat model gives, and
+    ``extract_completion`` reads back: one fenced block holding the whole function (``prompt +
+    solution``), or the whole program (``program``: the solution alone)."""
+    if fmt.kind == "completion":
+        return solution
+    code = solution if program else prompt + solution
+    return f"```{language}\n{code.rstrip(chr(10))}\n```"
+
+
+# The format each loaded tokenizer speaks: set where a base or kernel is loaded (``attach``), read
+# wherever a prompt is rendered or an answer read back (``format_of``): measurement, training,
+# the relearning check, localization. Keyed weakly: it goes with its tokenizer.
+_FORMATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def attach(tokenizer, fmt: PromptFormat) -> PromptFormat:  # noqa: ANN001
+    """Bind ``fmt`` to ``tokenizer`` (its template checked) and make it the tokenizer's format."""
+    bound = fmt.bind(tokenizer)
+    _FORMATS[tokenizer] = bound
+    return bound
+
+
+def format_of(tokenizer) -> PromptFormat:  # noqa: ANN001
+    """The format attached to ``tokenizer``; else its base's default (``prompt_format_for``), attached."""
+    found = _FORMATS.get(tokenizer)
+    return found if found is not None else attach(tokenizer, prompt_format_for(tokenizer))
 
 
 def prompt_format_for(tokenizer, *, system: str | None = None) -> PromptFormat:  # noqa: ANN001

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -60,6 +60,9 @@ class Manifest(BaseModel):
     job_id: str | None = None
     policy_sha256: str | None = None
     data_digests: dict[str, str] = Field(default_factory=dict)  # dataset name -> sha256
+    # how prompts reach the model (models.prompting.PromptFormat as JSON: chat or completion, the
+    # chat template's sha256); None in bundles from before it was recorded: the base's default
+    prompt_format: dict[str, Any] | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import torch
 
 from kernel_lifecycle.errors import JobError
+from kernel_lifecycle.models.prompting import answer, format_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class Probe(Protocol):
@@ -63,12 +67,20 @@ class Pair(NamedTuple):
 
 def encode_probes(
     probes: Sequence[Probe],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     *,
     max_length: int = 512,
     what: str = "training set",
+    language: str = "",
+    program: bool = False,
 ) -> list[Example]:
-    """Tokenize probes into examples; refuse an empty set before any training starts."""
+    """Tokenize probes into examples; refuse an empty set before any training starts.
+
+    In the tokenizer's prompt format (``models.prompting.format_of``): a completion base reads
+    the prompt and learns the solution; a chat base reads the prompt rendered by its template
+    and learns the answer a chat model gives (``prompting.answer``: a fenced block in
+    ``language``; ``program``: the solution is the whole program, not the prompt's continuation).
+    """
     if not probes:
         raise JobError(f"{what} has no training examples; add probes to its train split")
     if max_length < 2:
@@ -76,10 +88,13 @@ def encode_probes(
     eos = tokenizer.eos_token_id
     if eos is None:
         raise JobError("the tokenizer has no eos token; examples must end with one")
+    fmt = format_of(tokenizer)
+    plain = fmt.kind == "completion"  # a rendered chat prompt carries its own special tokens
     examples = []
     for probe in probes:
-        prompt = list(tokenizer(probe.prompt)["input_ids"])
-        solution = list(tokenizer(probe.canonical_solution, add_special_tokens=False)["input_ids"])
+        prompt = list(tokenizer(fmt.render(probe.prompt), add_special_tokens=plain)["input_ids"])
+        target = answer(fmt, probe.prompt, probe.canonical_solution, language=language, program=program)
+        solution = list(tokenizer(target, add_special_tokens=False)["input_ids"])
         solution.append(eos)
         # Too long: keep the end of the prompt (the signature right before the body) and as
         # much of the solution as fits, but never less than half the budget for the solution.

@@ -149,7 +149,7 @@ def test_missing_and_non_gguf_files_are_one_line(home: Path, tmp_path: Path) -> 
     junk.write_bytes(b"PK\x03\x04 a zip, not a gguf")
     with pytest.raises(BundleError, match=r"is not a GGUF file \(it starts with b'PK\\x03\\x04'"):
         resolve_base(str(junk))
-    with pytest.raises(BundleError, match="not found: no such directory.*named base: smollm2"):
+    with pytest.raises(BundleError, match="not found: no such directory.*named base: demo, smollm2"):
         resolve_base("no-such-base")
     assert _entries(home / "cache" / "gguf") == []
 

@@ -1,0 +1,54 @@
+"""How a probe meets a kernel: its prompt in the kernel's prompt format, the model's answer read
+back into what the skill's scorer runs, and the answer a job trains on.
+
+The format is the one attached to the kernel's tokenizer (``models.prompting.format_of``: the
+version's recorded format, else its base's default: chat when the base has a chat template).
+With a completion format (the demo base) all three are the identity, as they always were.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kernel_lifecycle.boundary.overlap import language_of
+from kernel_lifecycle.boundary.skills import Probe
+from kernel_lifecycle.models.prompting import answer, extract_completion, format_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# scorers that judge ``completion`` alone as the whole program (a python_tests completion
+# continues its prompt: ``prompt + completion`` is the program)
+PROGRAM_SCORERS = frozenset({"cobol_compile", "sql_exec"})
+
+
+def language(scorer: str) -> str:
+    """The code fence's language of a scorer's answers (empty when it has none)."""
+    found = language_of(scorer)
+    return "" if found == "text" else found
+
+
+def is_program(scorer: str) -> bool:
+    return scorer in PROGRAM_SCORERS
+
+
+def answer_kind(scorer: str) -> dict[str, str | bool]:
+    """``encode_probes``' keywords for a skill judged by ``scorer``: its language, whole program or not."""
+    return {"language": language(scorer), "program": is_program(scorer)}
+
+
+def render(tokenizer: PreTrainedTokenizerBase, probe: Probe) -> str:
+    """The text the kernel reads for ``probe``."""
+    return format_of(tokenizer).render(probe.prompt)
+
+
+def completion(tokenizer: PreTrainedTokenizerBase, probe: Probe, text: str, scorer: str) -> str:
+    """What ``scorer`` runs of the kernel's answer ``text`` to ``probe``."""
+    return extract_completion(probe.prompt, text, format_of(tokenizer), program=is_program(scorer),
+                              entry_point=probe.entry_point or None)
+
+
+def target(tokenizer: PreTrainedTokenizerBase, probe: Probe, scorer: str) -> str:
+    """The answer a job trains the kernel to give to ``probe`` (its canonical solution, formatted)."""
+    return answer(format_of(tokenizer), probe.prompt, probe.canonical_solution, language=language(scorer),
+                  program=is_program(scorer))
