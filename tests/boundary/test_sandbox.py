@@ -167,49 +167,6 @@ def test_a_hung_check_costs_its_harness_and_the_batch_goes_on() -> None:
     assert time.monotonic() - started < 15
 
 
-LEADER_EXITS_THREAD_LINGERS = """
-import ctypes, os, platform, threading, time
-closed = threading.Event()
-def linger():
-    for fd in (1, 2, 3, 4):  # output and the harness's pipes: the job looks finished
-        os.close(fd)
-    closed.set()
-    while True:
-        time.sleep(0.05)
-threading.Thread(target=linger).start()
-closed.wait()
-# only the main thread ends (exit, not exit_group): the process is a zombie leader whose
-# other thread still runs
-ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93}[platform.machine()], 0)
-def f(x):
-    return x
-"""
-
-UIDS_ALIVE = """
-import os
-uids = set()
-for name in os.listdir("/proc"):
-    if name.isdigit():
-        try:
-            uids.add(os.stat(f"/proc/{name}").st_uid)
-        except OSError:
-            pass
-print(os.getuid() - 1 in uids)
-"""
-
-
-@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="raw exit syscall number")
-def test_a_zombie_leader_with_a_live_thread_is_swept() -> None:
-    """A job is over only when none of its uid's processes can run: a process whose main
-    thread ended while another thread runs on looks like a zombie, and is still swept."""
-    check = {"candidate": LEADER_EXITS_THREAD_LINGERS, "prompt": "", "entry_point": "f",
-             "test": "def check(candidate):\n    assert candidate(1) == 1\n"}
-    hostile, observer = run_batch([Job("check", 5.0, check=check), Job("python", 5.0, source=UIDS_ALIVE)],
-                                  workers=1, mode="bwrap")
-    assert hostile.signal == "failed: candidate ended without answering", hostile
-    assert observer.signal == "passed" and observer.output.strip() == "False", observer
-
-
 def test_a_candidate_closing_its_request_pipe_fails_itself_without_killing_the_harness() -> None:
     """The harness writes calls into the candidate's request pipe; a candidate that closed it
     makes that write fail (SIGPIPE is ignored in the harness): "ended without answering"."""

@@ -50,28 +50,74 @@ def test_anything_else_is_not_plain_data(value: object) -> None:
         calls.encode(value)
 
 
-def test_cycles_are_refused() -> None:
+def test_shared_and_self_referencing_lists_dicts_and_sets_keep_their_identity() -> None:
+    """One object met twice arrives as one object (``f(a, a)``, a grid of one row repeated),
+    and a list may contain itself, as in-process."""
+    row = [0]
+    table: dict[str, object] = {"row": row}
+    value = [row, row, (row,), table, table]
+    table["self"] = table
+    back = calls.decode(calls.encode(value))
+    assert back[0] is back[1] is back[2][0] is back[3]["row"] and back[3] is back[4] is back[3]["self"]
     loop: list[object] = []
     loop.append(loop)
-    with pytest.raises(calls.NotPlainData, match="self-referencing"):
-        calls.encode(loop)
+    again = calls.decode(calls.encode(loop))
+    assert again[0] is again
 
 
-@pytest.mark.parametrize("raw", [b'{"a": 1}', b'{"t": 1}', b'{"d": [[[1], 2]]}', b'{"s": [[1]]}', b'{"x": 5}',
-                                 b'{"c": ["1", 2]}', b"[" * 100000, b"not json", b'{"t": [], "s": []}'])
-def test_malformed_data_is_a_value_error(raw: bytes) -> None:
+def test_tuples_are_values_not_shared_objects() -> None:
+    """CPython shares equal constant tuples at will (``f((1, 2), (1, 2))`` passes one object
+    twice): tuples and frozensets are written out each time, so a planned call's bytes do not
+    depend on it."""
+    pair = (1, 2)
+    assert calls.call_request([pair, pair], {}) == calls.call_request([(1, 2), (1, 2)], {})
+
+
+def test_deep_nesting_is_refused() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(calls.NotPlainData, match="deeply nested"):
+        calls.encode(deep)
+
+
+@pytest.mark.parametrize("raw", [b'{"@": 0}', b'[[], {"@": 2}]', b'{"@": -1}', b'{"@": true}', b'{"=": 0}',
+                                 b'{"@": "0"}', b'{"s": [[]]}'])
+def test_references_to_nothing_are_malformed(raw: bytes) -> None:
     with pytest.raises(ValueError, match="malformed plain data"):
         calls.decode(raw)
 
 
-def test_apply_keeps_identity_of_unchanged_shapes() -> None:
-    inner = [3, 1]
-    target = [inner, {"k": {1}}, (inner,)]
-    calls._apply(target, [[1, 3], {"k": {1, 2}}, ([1, 3],)])
-    assert target == [[1, 3], {"k": {1, 2}}, ([1, 3],)] and target[0] is inner
-    grow = [1]
-    calls._apply(grow, [1, 2, 3])
-    assert grow == [1, 2, 3]
+def test_an_answer_changes_the_test_s_own_objects_and_returns_them() -> None:
+    """The candidate's side of one call and the harness's reading of its answer, in one
+    process: the changed items land in the caller's objects, and the candidate's returned
+    argument is the caller's object itself."""
+    row = [3, 1]
+    grid = [row, row]
+    request, originals = calls._request([grid], {})
+
+    def candidate(g: list) -> list:
+        g[0].sort()  # the shared row: both places see it
+        g.append([9])
+        return g
+
+    import json
+
+    answer = json.loads(calls._run_call(candidate, json.loads(request)))
+    reader = calls._Reader(originals)
+    changes = [(originals[n], reader.contents(originals[n], items)) for n, items in answer["m"]]
+    result = reader.node(answer["r"])
+    for target, items in changes:
+        calls._assign(target, items)
+    assert result is grid and grid == [[1, 3], [1, 3], [9]] and grid[0] is grid[1] is row
+
+
+def test_a_change_that_cannot_cross_fails_the_call() -> None:
+    import json
+
+    request, _ = calls._request([[1]], {})
+    answer = json.loads(calls._run_call(lambda xs: xs.append(object()), json.loads(request)))
+    assert answer == {"u": "object"}
 
 
 def test_plans_cover_leading_asserts_with_literal_calls_only() -> None:

