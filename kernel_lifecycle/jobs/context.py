@@ -28,6 +28,7 @@ from kernel_lifecycle.models.bases import resolve_base
 from kernel_lifecycle.models.loading import base_ref, load_base, load_kernel
 from kernel_lifecycle.models.prompting import format_of
 from kernel_lifecycle.registry import client as registry
+from kernel_lifecycle.registry.bases import publish_base
 from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest
 from kernel_lifecycle.training.lora import attach_lora, save_adapter
 
@@ -46,6 +47,7 @@ class Job:
     digests: dict[str, str]  # dataset name -> sha256: the version's data lineage
     adapter: bool = False  # the job trains a LoRA adapter (saved into the bundle at register)
     base: BaseModelRef | None = None  # the base a first version stands on (adapt), as resolved at open
+    base_dir: Path | None = None  # where that base's files are here (published to the store at register)
     parent_kv: registry.KernelVersion | None = None
     parent_bundle: Path | None = None
     parent: Manifest | None = None
@@ -69,6 +71,12 @@ class Job:
         base_ref = base or self.base or (self.parent.base if self.parent is not None else None)
         if base_ref is None:
             raise ValueError("a job without a parent version registers a new base: pass base=")
+        if base_ref is self.base and base_ref.kind in ("dir", "gguf") and self.base_dir is not None:
+            # a base only this machine resolves: its weights go to the store once, so the version
+            # loads anywhere the store is reachable (mlflow.pyfunc.load_model included)
+            uri = publish_base(self.base_dir, sha256=base_ref.sha256, spec=base_ref.uri)
+            base_ref = base_ref.model_copy(update={"artifact_uri": uri})
+            ctx.log_params({"base.artifact_uri": uri})
         bundle = new_version_bundle(
             ctx.workdir / "bundle",
             parent=self.parent,
@@ -111,7 +119,7 @@ def open_job(
         source = {"parent_version": parent_kv.version} if parent_kv is not None else {}  # a base is in the config
         ctx.log_params({**params, **source, "harness": config.harness.model_dump()})
         digests = log_data_inputs(ctx, skills)
-        manifest, base_ref_, placement = None, None, None
+        manifest, base_ref_, base_dir, placement = None, None, None, None
         if parent_bundle is not None:
             loaded = load_kernel(parent_bundle)
             model, tokenizer, manifest = loaded.model, loaded.tokenizer, loaded.manifest
@@ -120,7 +128,7 @@ def open_job(
         else:
             resolved = resolve_base(base)
             model, tokenizer = load_base(resolved)
-            base_ref_ = base_ref(resolved)
+            base_ref_, base_dir = base_ref(resolved), resolved.path
             digests[f"base:{base}"] = base_ref_.sha256
         adapter = hasattr(config, "rank")
         if adapter:
@@ -131,7 +139,7 @@ def open_job(
         else:
             model.eval()
         yield Job(
-            ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests, adapter=adapter, base=base_ref_,
+            ctx=ctx, bar=bar, model=model, tokenizer=tokenizer, digests=digests, adapter=adapter, base=base_ref_, base_dir=base_dir,
             parent_kv=parent_kv, parent_bundle=parent_bundle, parent=manifest,
             target=({"target": getattr(config, "target", "all")} if placement is None else placement.describe()) if parent_kv else {},
         )

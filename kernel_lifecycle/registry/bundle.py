@@ -35,6 +35,8 @@ class BaseModelRef(BaseModel):
     kind: str | None = None  # "dir", "hub", "gguf" or "artifact"
     source: str | None = None  # the file or hub revision the weights were made from (a GGUF path, "org/name@commit")
     source_sha256: str | None = None  # sha256 of that file's bytes (the GGUF before its conversion)
+    # the same weights in the MLflow store (registry.bases), for a base only one machine can resolve
+    artifact_uri: str | None = None
 
 
 class AdapterEntry(BaseModel):

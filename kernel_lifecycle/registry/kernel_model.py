@@ -13,7 +13,8 @@ What loading does, every time:
   2. ``base.uri`` when it is a local directory;
   3. an MLflow artifact URI (``runs:/``, ``mlflow-artifacts:/``, ``models:/``), downloaded with the
      current tracking URI (the store the kernel came from) into ``$KL_BASE_CACHE`` (default
-     ``~/.cache/kernel-lifecycle/bases``), one folder per base sha256;
+     ``~/.cache/kernel-lifecycle/bases``), one folder per base sha256; a base only its machine
+     could resolve (a named base, a converted GGUF file) is in the store too: ``base.artifact_uri``;
   4. otherwise a Hugging Face hub id (``org/name``), safetensors files only;
 - the base's ``*.safetensors`` files are hashed (names + contents, as the manifest records) and
   must match ``base.sha256``; weights load with ``use_safetensors=True`` and
@@ -21,7 +22,11 @@ What loading does, every time:
 
 ``predict`` takes prompts (a list of strings, or a one-column frame / a series of them) and
 returns one greedy completion per prompt (the generated text only, not the prompt). Params:
-``max_new_tokens`` (default 64), ``temperature`` (default 0: greedy), ``seed``.
+``max_new_tokens`` (default 64), ``temperature`` (default 0: greedy), ``seed``. A chat kernel
+(``prompt_format.kind == "chat"`` in the manifest: its base has a chat template) reads each prompt
+as a user message through that template, as it was trained and measured, and ``predict`` returns
+the code of its answer (the first fenced block; the answer itself when it has none).
+The device is ``KL_DEVICE`` (auto: CUDA when present, in bfloat16; else the CPU in float32).
 """
 
 from __future__ import annotations
@@ -171,6 +176,20 @@ def _merge_adapter(model: torch.nn.Module, adapter_dir: Path, name: str, weight:
     return peft_model.merge_and_unload()
 
 
+def first_code_block(text: str) -> str:
+    """The code of a chat answer: its first fenced block (to the end when never closed), the text
+    before a closing fence that was never opened, else the answer as it is."""
+    lines = text.splitlines(keepends=True)
+    fences = [i for i, line in enumerate(lines) if line.strip().startswith("```")]
+    if not fences:
+        return text
+    first = fences[0]
+    if lines[first].strip() == "```" and "".join(lines[:first]).strip():
+        return "".join(lines[:first])  # the answer began with the code, then closed a fence
+    end = fences[1] if len(fences) > 1 else len(lines)
+    return "".join(lines[first + 1:end])
+
+
 def _prompts(model_input: str | Sequence[str] | pd.DataFrame | pd.Series) -> list[str]:
     """Prompts from what ``predict`` gets: a string, a list of strings, or a pandas one-column
     frame or series of them (anything else is refused)."""
@@ -196,16 +215,36 @@ class KernelModel(PythonModel):
         manifest = read_verified_manifest(bundle_dir)
         config = dict(getattr(context, "model_config", None) or {})
         base = manifest["base"]
-        base_dir = resolve_base(base["uri"], base["sha256"], config.get("base_dir"))
+        uri = base["uri"]
+        if base.get("artifact_uri") and not (os.path.isabs(uri) and Path(uri).is_dir()) and not uri.startswith(ARTIFACT_SCHEMES):
+            uri = base["artifact_uri"]  # a named base or a GGUF conversion: its copy in the store
+        base_dir = resolve_base(uri, base["sha256"], config.get("base_dir"))
         tokenizer_uri = base.get("tokenizer_uri")
         tokenizer_dir = local_dir(tokenizer_uri, hashlib.sha256(tokenizer_uri.encode()).hexdigest()) if tokenizer_uri else base_dir
         model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, trust_remote_code=False)
         for adapter in manifest.get("adapters", []):
             model = _merge_adapter(model, bundle_dir / "adapters" / adapter["name"], adapter["name"], adapter.get("weight", 1.0))
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = model.to(self.device).eval()
+        wanted = os.environ.get("KL_DEVICE", "auto")
+        self.device = "cuda" if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()) else "cpu"
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model = model.to(self.device, dtype=dtype).eval()
         self.kernel = manifest["kernel"]
+        self.prompt_format = manifest.get("prompt_format") or {"kind": "completion"}
+        if self.prompt_format.get("kind") == "chat" and getattr(self.tokenizer, "chat_template", None) is None:
+            raise KernelBundleError("this kernel speaks in chat turns but its base's tokenizer has no chat template")
+
+    def _render(self, prompt: str) -> str:
+        if self.prompt_format.get("kind") != "chat":
+            return prompt
+        system = self.prompt_format.get("system")
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _answer(self, text: str) -> str:
+        if self.prompt_format.get("kind") != "chat":
+            return text
+        return first_code_block(text)
 
     # untyped on purpose: MLflow reads predict's type hints and would validate (and convert)
     # the input by them, changing what a served kernel accepts; the signature says it all
@@ -218,8 +257,9 @@ class KernelModel(PythonModel):
         torch.manual_seed(int(params.get("seed", 0)))
         eos = self.tokenizer.eos_token_id
         completions = []
+        chat = self.prompt_format.get("kind") == "chat"
         for prompt in _prompts(model_input):
-            encoded = self.tokenizer(prompt, return_tensors="pt").to(self.device)
+            encoded = self.tokenizer(self._render(prompt), return_tensors="pt", add_special_tokens=not chat).to(self.device)
             with torch.inference_mode():
                 out = self.model.generate(
                     **encoded,
@@ -231,7 +271,7 @@ class KernelModel(PythonModel):
                     pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos,
                 )
             new_tokens = out[0, encoded["input_ids"].shape[1] :]
-            completions.append(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+            completions.append(self._answer(self.tokenizer.decode(new_tokens, skip_special_tokens=True)))
         return completions
 
 
