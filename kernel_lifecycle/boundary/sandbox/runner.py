@@ -195,14 +195,23 @@ def _isolate(limits: dict[str, Any], cpu_seconds: int | None, uid: int | None, w
 _CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT = 0x2, 0x4, 0x8, 0x20
 _MNT_DETACH = 0x2
-_LIBC: list[Any] = []  # libc through ctypes (unshare, mount): loaded once, before any fork
+_LIBC: list[Any] = []  # libc through ctypes, with what the children call: made once, before any fork
 
 
 def _libc() -> Any:
+    """libc, its functions looked up and capset's arguments built, here, once: a child that
+    made them itself would create ctypes objects (and array *types*) in every fork, and
+    copy the pages they land on."""
     if not _LIBC:
         import ctypes
 
-        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name in ("unshare", "mount", "umount2", "setns", "capset"):
+            getattr(libc, name)  # cached on the CDLL from now on
+        # capset(2): _LINUX_CAPABILITY_VERSION_3 for this process; effective, permitted and
+        # inheritable sets, twice (64 bits), all empty
+        libc.kl_capset_args = ((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
+        _LIBC.append(libc)
     return _LIBC[0]
 
 
@@ -260,11 +269,8 @@ def _fork_alone() -> int:
 def _drop_inheritable() -> None:
     """Empty the inheritable capability set too (bwrap fills it with the runner's: no
     execve could use them under no_new_privs, but a program should hold nothing)."""
-    import ctypes
-
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; twice (64 bits)
-    _sys(_libc().capset(header, data), "capset")
+    libc = _libc()
+    _sys(libc.capset(*libc.kl_capset_args), "capset")
 
 
 def _seal_sandbox() -> None:
