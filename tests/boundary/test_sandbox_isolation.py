@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_lifecycle.boundary.sandbox import Job, run_batch
+from kernel_lifecycle.boundary.sandbox import Job, host, run_batch
 from kernel_lifecycle.boundary.scorers import Sample, get_scorer
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -213,3 +213,21 @@ def test_a_zombie_leader_with_a_live_thread_is_killed_while_the_batch_goes_on() 
     assert hostile.signal == "failed: candidate ended without answering", hostile  # type: ignore[attr-defined]
     assert seen is not None, "the lingering thread never showed"
     assert gone is not None and gone < ended - 0.7, (seen, gone, ended)
+
+
+def test_a_program_outliving_its_clean_up_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's SIGKILL cannot be refused, so no sample makes this happen; with no grace
+    at all, a candidate still alive when its verdict came in (as every candidate is: it waits
+    for the next call) has not yet gone when the grace ends. Its verdict is withheld, and the
+    programs beside it keep theirs."""
+    monkeypatch.setattr(host, "CLEANUP_GRACE", 0.0)
+    check = {"candidate": "def f(x):\n    return x\n", "prompt": "def f(x):\n", "entry_point": "f",
+             "test": "def check(candidate):\n    assert candidate(1) == 1\n"}
+    quick = Job("python", 5.0, source="print('ok')")
+    outcomes = run_batch([quick, Job("check", 5.0, check=check), quick, quick], workers=1, mode="bwrap")
+    assert [(o.signal, o.stalled) for o in outcomes] == [("passed", False), (None, True), ("passed", False),
+                                                         ("passed", False)]
+    verdict = get_scorer("python_tests", mode="bwrap").score(
+        [Sample(task_id="t", prompt="def f(x):\n", completion="    return x\n", entry_point="f", test=check["test"])]
+    )[0]
+    assert verdict.result == "failed: clean-up did not finish"

@@ -49,7 +49,7 @@ passes) the runner itself kills it through a pidfd; as pid 1 of its namespace, e
 it left dies with it, and its tmpfs with them, so no file is ever removed one by one. A
 sample cannot signal, stop or trace the runner (root, another uid), the kill never waits
 (the pidfd wakes the runner's loop when all is gone), and a sample whose processes
-outlive ``runner._GRACE`` seconds after the kill fails itself alone ("stalled"): the batch
+outlive ``host.CLEANUP_GRACE`` seconds after the kill fails itself alone ("stalled"): the batch
 goes on and every other sample keeps its verdict. The host side bounds the whole batch with
 a watchdog that kills bwrap's process group; ``--die-with-parent`` and the PID namespace
 take everything inside down with it.

@@ -87,6 +87,9 @@ _CALLS_FILE = os.path.join(os.path.dirname(_RUNNER_FILE), runner.CALLS_FILE)
 _RUNNER_IN_SANDBOX = "/kl/runner.py"  # "runner.py": what the hostile corpus looks for in /proc
 _CALLS_IN_SANDBOX = os.path.join(os.path.dirname(_RUNNER_IN_SANDBOX), runner.CALLS_FILE)
 _PROBE_CACHE: dict[str, str] = {}
+# seconds a program's processes have to be gone once the runner killed them; a program still
+# there after that fails alone ("stalled"). A setting of the runner; tests lower it.
+CLEANUP_GRACE = 2.0
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -227,6 +230,7 @@ def run_batch(jobs: list[Job], *, workers: int = 2, limits: Limits | None = None
         "workroot": workroot,
         # fresh uids nobody on the host uses; one per job so RLIMIT_NPROC and kill(-1) are per job
         "uid_base": 1_000_000 + secrets.randbelow(1 << 30),
+        "cleanup_grace": CLEANUP_GRACE,
         "env": {"PATH": runner.SANDBOX_PATH if mode == "bwrap" else env["PATH"]},  # type: ignore[index]
     }
     payload = [json.dumps(header)]
@@ -236,7 +240,7 @@ def run_batch(jobs: list[Job], *, workers: int = 2, limits: Limits | None = None
     data = ("\n".join(payload) + "\n").encode("utf-8")
     # watchdog for the whole batch: every job's deadline, run `workers` at a time, plus slack
     # (a clean-up never holds a worker slot: it ends within its grace beside the next jobs)
-    budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0 + runner._GRACE
+    budget = sum(job.timeout + 1.0 for job in jobs) / max(1, workers) + 30.0 + CLEANUP_GRACE
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, cwd=cwd, start_new_session=True)
     try:

@@ -456,6 +456,7 @@ class _Runner:
         self.spawned: list[int] = []  # check jobs sent to the zygote, whose pid it has yet to report
         self.candidates: dict[int, tuple[int, int | None]] = {}  # job index -> candidate's pid, pidfd
         self.graves: list[_Grave] = []  # processes being killed (``bury``)
+        self.grace = float(header.get("cleanup_grace", 2.0))  # host.CLEANUP_GRACE
         self.unreaped: list[int] = []  # children killed, to be waited for
         if any(job["kind"] == "check" for job in jobs):
             self.calls = _load_calls()
@@ -615,7 +616,7 @@ class _Runner:
     # its pidfd reads "gone" only once all of it is, so one kill and no /proc scan is the
     # whole clean-up (``bury_alone``); a harness, which shares the runner's namespace, is
     # killed by uid (``bury``). Nothing here waits: each pidfd wakes the loop when its
-    # process is gone, and a grave not empty within ``_GRACE`` seconds fails its own sample
+    # process is gone, and a grave not empty within ``grace`` seconds fails its own sample
     # ("stalled"), nobody else's. No file needs removing: a sample's lived in its own tmpfs,
     # which went with its last process (``_own_world``).
 
@@ -623,7 +624,7 @@ class _Runner:
         """Kill the process of ``pidfd`` (pid 1 of a sample's PID namespace) and so all of
         its namespace; then remove the (empty) mount points ``workdirs`` and call
         ``done(stalled)``."""
-        grave = _Grave([], workdirs, time.monotonic() + _GRACE, done)
+        grave = _Grave([], workdirs, time.monotonic() + self.grace, done)
         if pidfd is not None:
             try:
                 if select.select([pidfd], [], [], 0)[0]:  # over already: nothing left in there
@@ -641,7 +642,7 @@ class _Runner:
     def bury(self, uids: list[int], workdirs: list[str], done: Any) -> None:
         """Kill every process of ``uids``; then remove the (empty) mount points
         ``workdirs`` and call ``done(stalled)``."""
-        grave = _Grave(uids, workdirs, time.monotonic() + _GRACE, done)
+        grave = _Grave(uids, workdirs, time.monotonic() + self.grace, done)
         self._kill_round(grave)
 
     def _kill_round(self, grave: _Grave) -> None:
@@ -854,7 +855,6 @@ class _Runner:
                 self._reap()
 
 
-_GRACE = 2.0  # seconds a sample's processes have to be gone once killed; then it fails ("stalled")
 _PF_EXITING = 0x4  # the kernel's per-task flag: the task is past the point of running user code
 
 
