@@ -21,12 +21,20 @@ Useful tokens are counted the same way for every peer from the token ids it retu
 including the end-of-sequence token or the token that completed a stop string. Each peer's
 rows are compared with the project's token ids (identical up to the useful length). Reported:
 wall time and useful tokens/s per repeat, medians and spread, ratios of medians; the machine's
-bound (weight bytes per decode step against a measured copy bandwidth, FLOPs per token against a
+bound (weight bytes per decode step against a measured read bandwidth, FLOPs per token against a
 measured matmul rate); the load average around each run (the machine is shared). The last line
 is ``generation ratio R``: the project against plain batched ``generate``.
 
+``--samples N`` adds, before that line, a sampling run as pass@k draws it (temperature 0.8, top_p
+0.95, N samples of each of the first ``--sample-prompts`` prompts): the project's ``generate``
+(the samples of a prompt share one prefill; each row its own seeded generator) against
+``model.generate(num_return_sequences=N)`` (which prefills every copy) on batches of the same
+number of rows. The draws differ (different random streams), so each peer's useful tokens are
+its own: tokens/s, not identity, is compared there.
+
     python3 bench/generation_throughput.py [--prompts 16] [--max-new-tokens 128] [--batch-size 16]
         [--repeats 3] [--sequential-repeats 1] [--threads N] [--model DIR] [--stop '\\n```' ...]
+        [--samples 0] [--sample-prompts 8]
 """
 
 from __future__ import annotations
@@ -201,6 +209,61 @@ def machine_bound(model, rows: int) -> dict[str, float]:
             "bound_tok_s": rows / max(step_memory, step_compute)}
 
 
+def plain_sampled(model, tokenizer, prompts: list[str], *, samples: int, max_new_tokens: int, rows: int,
+                  stops: list[str], seed: int) -> list[list[int]]:
+    """``model.generate(num_return_sequences=samples)`` on batches of ``rows`` rows, a generated-text stop."""
+    import torch
+
+    ids = tokenizer(prompts)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    per_call = max(1, rows // samples)
+    out: list[list[int]] = []
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    torch.manual_seed(seed)
+    try:
+        for start in range(0, len(order), per_call):
+            chunk = order[start : start + per_call]
+            enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True)
+            width = enc["input_ids"].shape[1]
+            with torch.inference_mode():
+                seqs = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
+                                      top_p=0.95, top_k=None, num_return_sequences=samples,
+                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                      stopping_criteria=[GeneratedTextStop(tokenizer, stops, width)])
+            out += [row[width:].tolist() for row in seqs]
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def sampling_run(model, tokenizer, prompts: list[str], args: argparse.Namespace, stops: list[str]) -> None:
+    eos = tokenizer.eos_token_id
+    rows = args.batch_size
+    print(f"sampling: {len(prompts)} prompts x {args.samples} samples, temperature 0.8, top_p 0.95, {rows} rows a batch")
+    runs = {
+        "project": lambda seed: [
+            list(g.token_ids) for gens in generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                                                   n_samples=args.samples, temperature=0.8, top_p=0.95, seed=seed,
+                                                   batch_size=rows, stop=stops) for g in gens],
+        "batched": lambda seed: plain_sampled(model, tokenizer, prompts, samples=args.samples,
+                                              max_new_tokens=args.max_new_tokens, rows=rows, stops=stops, seed=seed),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(args.repeats):
+        for name in (list(runs) if repeat % 2 == 0 else list(runs)[::-1]):
+            before = load()
+            t0 = time.perf_counter()
+            tokens = runs[name](repeat)
+            wall = time.perf_counter() - t0
+            counted = sum(useful(row, tokenizer, eos, stops) for row in tokens)
+            rates[name].append(counted / wall)
+            print(f"  sampling repeat {repeat + 1} {name:8s} {wall:7.1f} s  {counted:5d} useful tokens  "
+                  f"{counted / wall:6.2f} tok/s  (load {before} -> {load()})", flush=True)
+    ratio = statistics.median(rates["project"]) / statistics.median(rates["batched"])
+    print(f"sampling: project {statistics.median(rates['project']):.2f} tok/s, batched "
+          f"{statistics.median(rates['batched']):.2f} tok/s (medians): {ratio:.2f}x (different draws: their own tokens)")
+
+
 def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
 
@@ -215,6 +278,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--model", default=None, help="a local transformers directory instead of SmolLM2's GGUF")
     parser.add_argument("--stop", action="append", default=None, help="a stop string (repeatable); default the closing code fence")
+    parser.add_argument("--samples", type=int, default=0, help="samples per prompt of a sampling run (0: none)")
+    parser.add_argument("--sample-prompts", type=int, default=8)
     args = parser.parse_args()
     import torch
 
@@ -296,6 +361,8 @@ def main() -> int:
     for name in names[1:]:
         if rates[name]:
             print(f"project / {name}: {project_rate / statistics.median(rates[name]):.2f}x (useful tokens/s, ratio of medians)")
+    if args.samples:
+        sampling_run(model, tokenizer, prompts[: args.sample_prompts], args, stops)
     print(f"generation ratio {project_rate / statistics.median(rates['batched']):.2f}")
     return 0
 
