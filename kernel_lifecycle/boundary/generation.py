@@ -208,16 +208,16 @@ class _Decoder:
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate() numbers them
         cache = self._new_cache(width + self.max_new_tokens)
         logits = self._forward(input_ids, mask, positions, cache)
+        position = positions[:, -1:]
         select = [distinct[tuple(r.ids)] for r in rows]
-        if select != list(range(len(distinct))):
+        if select != list(range(len(distinct))):  # samples: each prompt's cache row repeated per sample
             index = torch.tensor(select, device=device)
             cache.batch_select_indices(index)
-            logits, mask = logits[index], mask[index]
-        position = positions[:, -1:][torch.tensor(select, device=device)] if select else positions[:, -1:]
+            logits, mask, position = logits[index], mask[index], position[index]
         live = list(rows)  # the batch's rows, in cache order; a finished row may stay as a companion
         generators = [self._generator(r) for r in live] if self.temperature > 0 else None
         for step in range(self.max_new_tokens):
-            tokens, entropies = self._choose(logits, live, generators)
+            tokens, entropies = self._choose(logits, generators)
             ended = False
             for r, token, entropy in zip(live, tokens.tolist(), entropies.tolist()):
                 if not r.done:
@@ -248,7 +248,7 @@ class _Decoder:
         generator.manual_seed(row_seed(self.seed, row.prompt, row.sample))
         return generator
 
-    def _choose(self, logits: torch.Tensor, live: list[_Row], generators: list | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _choose(self, logits: torch.Tensor, generators: list | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's next token and the entropy of the distribution it was chosen from."""
         import torch
 
