@@ -297,7 +297,8 @@ def _exception_reply(exc: BaseException, changed: list[list[Any]]) -> bytes:
 
 
 def serve_candidate(req_fd: int, resp_fd: int) -> None:
-    """Load the candidate sent on ``req_fd``, then answer calls until the harness hangs up.
+    """Load the candidate sent on ``req_fd``, then answer calls until the request pipe ends
+    (in the sandbox it never does first: the runner kills the candidate when the check is over).
 
     First frame: ``{"source", "entry_point"}``; the reply is ``{"ok": 1}`` or an exception.
     Then each request ``{"a": [args], "k": {kwargs}}`` (or a plan of them, ``{"p": [...]}``,
