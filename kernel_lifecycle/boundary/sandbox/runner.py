@@ -273,15 +273,37 @@ def _drop_inheritable() -> None:
     _sys(libc.capset(*libc.kl_capset_args), "capset")
 
 
-def _seal_sandbox() -> None:
+def _seal_sandbox(workroot: str) -> None:
     """Once per batch, in the runner (bwrap mode): /proc shows each process only its own
     uid's processes (``hidepid=2``; group 0, the runner's, still sees all), and there is no
-    pseudo-terminal file system, whose /dev/pts/N entries every sample could create and list."""
+    pseudo-terminal file system, whose /dev/pts/N entries every sample could create and list.
+    Then one child gets a world of its own (``_fork_alone``, ``_own_world``) as every
+    program will: a kernel that refuses it stops the batch here, with the reason, rather
+    than fail every program with exit status 125."""
     libc = _libc()
     _sys(libc.mount(None, b"/proc", None, _MS_REMOUNT | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, b"hidepid=2"),
          "remount /proc with hidepid=2")
     if os.path.ismount("/dev/pts"):
         _sys(libc.umount2(b"/dev/pts", _MNT_DETACH), "unmount /dev/pts")
+    probe = os.path.join(workroot, "probe")
+    os.mkdir(probe, 0o700)
+    read, write = os.pipe()
+    pid = _fork_alone()
+    if pid == 0:
+        try:
+            _own_world({"disk_bytes": 1 << 20}, 65534, probe)
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001 - the reason goes to the runner, which stops
+            os.write(write, str(exc).encode()[:500])
+            os._exit(1)
+    os.close(write)
+    reason = os.read(read, 600).decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    os.close(read)
+    os.rmdir(probe)
+    if status != 0:
+        raise RuntimeError(f"a program cannot get namespaces and a file system of its own here ({reason or status}); "
+                           "the sandbox needs unshare and tmpfs mounts as root inside bubblewrap")
 
 
 def _base_env(env_path: str) -> dict[str, str]:
@@ -941,7 +963,7 @@ def _runner_main() -> None:
     jobs = [json.loads(line) for line in lines[1:] if line]
     os.makedirs(header["workroot"], exist_ok=True)
     if header["mode"] == "bwrap":
-        _seal_sandbox()
+        _seal_sandbox(header["workroot"])
     _Runner(header, jobs).loop()
 
 
