@@ -19,6 +19,8 @@ from tests.factories import make_bundle, make_tiny_base, write_tiny_skills
 class ToySkill:
     """A skill whose dev split is the toy probes (same shape as boundary.skills.Skill)."""
 
+    scorer = "python_tests"  # how its answers are read (the toy tokenizer has no chat template: as they are)
+
     def __init__(self, kind: str, n: int = 12) -> None:
         self.name, self._probes = kind, toy_probes(kind, n)
 
