@@ -11,7 +11,9 @@ The plain loop is written the obvious way: ``model(..., labels=...).loss`` for C
 log_softmax + gather over the logits with the reference under ``disable_adapter()``.
 Tokens are non-padding input tokens (forget + retain for NPO). Target: ours >= 0.9x plain.
 
-    python3 bench/train_throughput.py            # ~1-2 minutes on 2 CPU cores
+    python3 bench/train_throughput.py                  # a tiny Llama: ~1-2 minutes on 2 CPU cores
+    python3 bench/train_throughput.py --base smollm2   # a real pretrained model (any base spec), its
+                                                       # prompt format, the demo skills' probes
 """
 
 from __future__ import annotations
@@ -135,17 +137,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--base", default=None, help="a base spec (smollm2, a directory, ...) instead of the tiny Llama")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    tok = toy_tokenizer()
+    if args.base is None:
+        tok = toy_tokenizer()
+        forget = encode_probes(toy_probes("cobol", 16), tok)
+        retain = encode_probes(toy_probes("python", 16), tok)
+        model = tiny_llama(tok, layers=args.layers, hidden=args.hidden, heads=4, vocab_size=args.vocab, seed=0)
+    else:
+        from kernel_lifecycle.boundary.prompts import answer_kind
+        from kernel_lifecycle.boundary.skills import skills_named
+        from kernel_lifecycle.models.loading import load_base
+
+        model, tok = load_base(args.base)  # KL_DEVICE decides where (bf16 on CUDA)
+        model.train()
+        skills = skills_named(["cobol", "python"])  # the demo skills, in the base's prompt format
+        forget = encode_probes(skills["cobol"].probes("train")[:16], tok, max_length=256, **answer_kind("cobol_compile"))
+        retain = encode_probes(skills["python"].probes("train")[:16], tok, max_length=256, **answer_kind("python_tests"))
+        args.layers, args.hidden, args.vocab = model.config.num_hidden_layers, model.config.hidden_size, model.config.vocab_size
     pad = pad_id_of(tok)
-    forget = encode_probes(toy_probes("cobol", 16), tok)
-    retain = encode_probes(toy_probes("python", 16), tok)
-    model = tiny_llama(
-        tok, layers=args.layers, hidden=args.hidden, heads=4, vocab_size=args.vocab, seed=0
-    )
     model = attach_lora(model, seed=0)
 
     # The same pre-built batches for both loops, so only the loop itself differs.
