@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -71,7 +71,7 @@ def generate(
     top_p: float = 1.0,
     seed: int = 0,
     batch_size: int = 64,
-    stop: Sequence[str] | None = None,
+    stop: Sequence[str | Callable[[str], int | None]] | None = None,
 ) -> list[list[Generation]]:
     """``n_samples`` generations per prompt, in prompt order. Same seed, same outputs.
 
@@ -113,7 +113,7 @@ def generate(
 
 
 def _check(*, max_new_tokens: int, n_samples: int, temperature: float, top_p: float, batch_size: int,
-           stop: Sequence[str] | None) -> tuple[str, ...]:
+           stop: Sequence[str | Callable[[str], int | None]] | None) -> tuple[str | Callable[[str], int | None], ...]:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
     if n_samples < 1:
@@ -127,8 +127,8 @@ def _check(*, max_new_tokens: int, n_samples: int, temperature: float, top_p: fl
     if isinstance(stop, str):
         raise TypeError("stop is a list of strings, not one string")
     stops = tuple(stop or ())
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ValueError(f"stop strings must be non-empty strings: {list(stops)!r}")
+    if any(not callable(s) and (not isinstance(s, str) or not s) for s in stops):
+        raise ValueError(f"stop strings must be non-empty strings (or functions of the text): {list(stops)!r}")
     return stops
 
 
@@ -138,9 +138,10 @@ def row_seed(seed: int, prompt: int, sample: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def stop_index(text: str, stops: Sequence[str]) -> int | None:
-    """Where the earliest stop string starts in ``text`` (None if none occurs)."""
-    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+def stop_index(text: str, stops: Sequence[str | Callable[[str], int | None]]) -> int | None:
+    """Where the earliest stop starts in ``text`` (None if none occurs). A stop is a string, or a
+    function of the generated text giving where it ends (a prompt format's end of an answer)."""
+    found = [i for i in (s(text) if callable(s) else text.find(s) for s in stops) if i is not None and i >= 0]
     return min(found) if found else None
 
 
@@ -148,7 +149,7 @@ class _Decoder:
     """Decodes batches of rows with one model and one set of decoding options."""
 
     def __init__(self, model, tokenizer, *, eos: int, pad: int, max_new_tokens: int, temperature: float,
-                 top_p: float, seed: int, stops: tuple[str, ...]) -> None:
+                 top_p: float, seed: int, stops: tuple[str | Callable[[str], int | None], ...]) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.eos, self.pad, self.max_new_tokens = eos, pad, max_new_tokens
         self.temperature, self.top_p, self.seed, self.stops = temperature, top_p, seed, stops

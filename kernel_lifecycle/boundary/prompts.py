@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from kernel_lifecycle.boundary.overlap import language_of
 from kernel_lifecycle.boundary.skills import Probe
-from kernel_lifecycle.models.prompting import answer, extract_completion, format_of
+from kernel_lifecycle.models.prompting import answer, extract_completion, format_of, stops_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -40,6 +40,11 @@ def answer_kind(scorer: str) -> dict[str, str | bool]:
 def render(tokenizer: PreTrainedTokenizerBase, probe: Probe) -> str:
     """The text the kernel reads for ``probe``."""
     return format_of(tokenizer).render(probe.prompt)
+
+
+def stops(tokenizer: PreTrainedTokenizerBase) -> tuple:
+    """Where the kernel's answers end early (a chat answer: once its code block closed)."""
+    return stops_of(format_of(tokenizer))
 
 
 def completion(tokenizer: PreTrainedTokenizerBase, probe: Probe, text: str, scorer: str) -> str:

@@ -120,6 +120,21 @@ def format_of(tokenizer) -> PromptFormat:  # noqa: ANN001
     return found if found is not None else attach(tokenizer, prompt_format_for(tokenizer))
 
 
+def answer_end(text: str) -> int | None:
+    """Where a chat answer's first code block has closed (the start of its closing fence), or
+    None while it has not: generation may stop there, the rest is prose about the code.
+
+    Only a complete pair of fences counts: a bare fence after some text may open a block
+    ("Here it is:\n```") as well as close one, and that is known only once another fence follows."""
+    fences = list(_FENCE.finditer(text))
+    return fences[1].start() if len(fences) >= 2 else None
+
+
+def stops_of(fmt: PromptFormat) -> tuple:
+    """What ends a generation early in ``fmt``, besides the end-of-sequence token."""
+    return (answer_end,) if fmt.kind == "chat" else ()
+
+
 def prompt_format_for(tokenizer, *, system: str | None = None) -> PromptFormat:  # noqa: ANN001
     """The default format of a base: ``chat`` when its tokenizer has a chat template, else ``completion``."""
     if getattr(tokenizer, "chat_template", None) is None:

@@ -138,6 +138,17 @@ def test_a_stop_string_ends_a_row_and_is_cut_from_its_text(model, tokenizer, pro
             assert after.text == before.text[:at] and not after.truncated
 
 
+def test_a_stop_may_be_a_function_of_the_generated_text(model, tokenizer, prompts) -> None:
+    """A prompt format's end of an answer is a function (where the text ends, or None): it ends
+    rows exactly where the equivalent stop string does."""
+    plain = generate(model, tokenizer, prompts, max_new_tokens=BUDGET)
+    row = next(i for i, (g,) in enumerate(plain) if g.truncated and len(g.text) > 8)
+    stop = plain[row][0].text[4:7]
+    by_string = generate(model, tokenizer, prompts, max_new_tokens=BUDGET, stop=[stop])
+    by_function = generate(model, tokenizer, prompts, max_new_tokens=BUDGET, stop=[lambda text: text.find(stop) if stop in text else None])
+    assert by_function == by_string and not by_function[row][0].truncated
+
+
 def test_a_stop_string_is_matched_in_the_generated_text_only(model, tokenizer, prompts) -> None:
     (plain,) = generate(model, tokenizer, prompts[:1], max_new_tokens=BUDGET)[0]
     straddling = prompts[0][-1] + plain.text[0]  # the prompt's last character and the reply's first

@@ -11,7 +11,14 @@ from kernel_lifecycle.boundary.scorers import Sample, get_scorer
 from kernel_lifecycle.errors import BundleError
 from kernel_lifecycle.models.bases import ResolvedBase
 from kernel_lifecycle.models.loading import load_base
-from kernel_lifecycle.models.prompting import PromptFormat, code_blocks, extract_completion, prompt_format_for
+from kernel_lifecycle.models.prompting import (
+    PromptFormat,
+    answer_end,
+    code_blocks,
+    extract_completion,
+    prompt_format_for,
+    stops_of,
+)
 from tests.tiny import toy_tokenizer
 
 TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -146,3 +153,16 @@ def test_smollm2_answers_live_and_extracted_they_pass(smollm2: ResolvedBase, pro
     raw = _score(problems, texts)
     assert sum(v == "passed" for v in extracted.values()) >= 2, (texts, extracted)
     assert not any(v == "passed" for v in raw.values()), (texts, raw)
+
+
+def test_a_chat_answer_ends_once_its_code_block_closed() -> None:
+    """Generation may stop at the closing fence of the first block (the rest is prose about it);
+    a bare fence after text may open a block as well as close one, so only a pair counts."""
+    assert answer_end("```python\ndef f():\n    return 1\n") is None  # still open
+    answer = "```python\ndef f():\n    return 1\n```\n\nIt returns 1."
+    cut = answer_end(answer)
+    assert answer[:cut] == "```python\ndef f():\n    return 1\n"
+    assert code_blocks(answer[:cut]) == ["def f():\n    return 1\n"]  # what the scorer reads is unchanged
+    assert answer_end("Here it is:\n```\ndef f():\n") is None  # an opening bare fence: go on
+    assert answer_end("def f():\n    return 1\n```\nIt returns 1.") is None  # never opened: only a pair ends it
+    assert stops_of(PromptFormat(kind="completion")) == () and stops_of(CHAT) == (answer_end,)
