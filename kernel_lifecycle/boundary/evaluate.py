@@ -104,7 +104,7 @@ def _run(
         # exactly what a larger budget gives, and so is its verdict. Only the truncated ones are
         # generated and judged again.
         redo = [i for i, gens in enumerate(reuse.generations) if any(g.truncated for g in gens)]
-        fresh = generate(model, tokenizer, [prompts.render(tokenizer, probes[i]) for i in redo], max_new_tokens=max_new_tokens, seed=seed,
+        fresh = generate(model, tokenizer, [prompts.render(tokenizer, probes[i], skill.instruction) for i in redo], max_new_tokens=max_new_tokens, seed=seed,
                          stop=prompts.stops(tokenizer))
         generations = list(reuse.generations)
         for i, gens in zip(redo, fresh):
@@ -117,7 +117,7 @@ def _run(
             verdicts += [next(redone) for _ in generations[i]] if i in redo_set else olds
     else:
         generations = generate(
-            model, tokenizer, [prompts.render(tokenizer, p) for p in probes], max_new_tokens=max_new_tokens,
+            model, tokenizer, [prompts.render(tokenizer, p, skill.instruction) for p in probes], max_new_tokens=max_new_tokens,
             n_samples=n_samples, temperature=temperature, top_p=top_p, seed=seed, stop=prompts.stops(tokenizer),
         )
         verdicts = judge.score(_samples(tokenizer, probes, generations, skill.scorer))

@@ -148,7 +148,7 @@ def probe_batch(skill: Skill, tokenizer: PreTrainedTokenizerBase, *, split: Spli
     probes = skill.probes(split)[:n]
     if len(probes) < 2:
         raise LocalizationError(f"skill {skill.name!r} has {len(probes)} {split} probes; a map needs at least 2")
-    examples = encode_probes(probes, tokenizer, max_length=max_length, what=f"{skill.name} {split}", **prompts.answer_kind(skill.scorer))
+    examples = encode_probes(probes, tokenizer, max_length=max_length, what=f"{skill.name} {split}", **prompts.answer_kind(skill))
     return collate(examples, pad_id_of(tokenizer))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kernel_lifecycle.boundary.overlap import language_of
-from kernel_lifecycle.boundary.skills import Probe
+from kernel_lifecycle.boundary.skills import Probe, Skill
 from kernel_lifecycle.models.prompting import answer, extract_completion, format_of, stops_of
 
 if TYPE_CHECKING:
@@ -32,14 +32,15 @@ def is_program(scorer: str) -> bool:
     return scorer in PROGRAM_SCORERS
 
 
-def answer_kind(scorer: str) -> dict[str, str | bool]:
-    """``encode_probes``' keywords for a skill judged by ``scorer``: its language, whole program or not."""
-    return {"language": language(scorer), "program": is_program(scorer)}
+def answer_kind(skill: Skill) -> dict[str, str | bool]:
+    """``encode_probes``' keywords for ``skill``: its answers' language, whole program or not, and
+    the instruction a chat base reads before each probe."""
+    return {"language": language(skill.scorer), "program": is_program(skill.scorer), "instruction": skill.instruction}
 
 
-def render(tokenizer: PreTrainedTokenizerBase, probe: Probe) -> str:
-    """The text the kernel reads for ``probe``."""
-    return format_of(tokenizer).render(probe.prompt)
+def render(tokenizer: PreTrainedTokenizerBase, probe: Probe, instruction: str = "") -> str:
+    """The text the kernel reads for ``probe`` (after its skill's ``instruction``, in a chat format)."""
+    return format_of(tokenizer).render(probe.prompt, instruction)
 
 
 def stops(tokenizer: PreTrainedTokenizerBase) -> tuple:

@@ -73,7 +73,7 @@ def relearning_check(
 
     train(
         probe_model,
-        batches(encode_probes(data, tokenizer, **prompts.answer_kind(skill.scorer)), batch_size=budget.batch_size, seed=budget.seed + 2, pad_id=pad_id_of(tokenizer)),
+        batches(encode_probes(data, tokenizer, **prompts.answer_kind(skill)), batch_size=budget.batch_size, seed=budget.seed + 2, pad_id=pad_id_of(tokenizer)),
         loss_fn=ce_loss, steps=budget.steps, lr=budget.lr, seed=budget.seed, checkpoint_every=1, on_checkpoint=measure,
     )
     del probe_model

@@ -62,6 +62,10 @@ class SkillSpec(BaseModel):
     description: str = ""
     # "pass_rate": pass@k of executed tests; "compile_rate": share of programs the compiler accepts
     metric: Literal["pass_rate", "compile_rate"] = "pass_rate"
+    # What a chat base is told before each probe (its user message is ``instruction``, a blank
+    # line, then the probe's prompt); a completion base reads the prompt alone. Part of every
+    # split's digest: a report measured under another instruction is not comparable.
+    instruction: str = ""
 
 
 class Skill:
@@ -91,10 +95,20 @@ class Skill:
             out[split] = [Probe.model_validate_json(line) for line in lines if line.strip()]
         return out
 
+    @property
+    def instruction(self) -> str:
+        return self.spec.instruction
+
     def digest(self, split: Split) -> str:
-        """sha256 of a split's file: the dataset digest logged as an MLflow input."""
+        """sha256 of a split's file (and of the skill's instruction, when it has one): the dataset
+        digest logged as an MLflow input; it changes whenever what a kernel is asked changes."""
         path = self.root / f"{split}.jsonl"
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        if not path.exists():
+            return ""
+        h = hashlib.sha256(path.read_bytes())
+        if self.spec.instruction:
+            h.update(b"\0instruction\0" + self.spec.instruction.encode("utf-8"))
+        return h.hexdigest()
 
 
 def load_skill(root: Path) -> Skill:

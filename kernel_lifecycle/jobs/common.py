@@ -131,7 +131,7 @@ def config_params(config: Any) -> dict[str, Any]:
 def encode_skills(skills: dict[str, Skill], tokenizer: PreTrainedTokenizerBase) -> list[Example]:
     """Every skill's train probes as training examples (solution-only labels)."""
     return [e for s in skills.values()
-            for e in encode_probes(s.probes("train"), tokenizer, what=f"{s.name} train", **prompts.answer_kind(s.scorer))]
+            for e in encode_probes(s.probes("train"), tokenizer, what=f"{s.name} train", **prompts.answer_kind(s))]
 
 
 @dataclass

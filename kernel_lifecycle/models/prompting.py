@@ -77,14 +77,16 @@ class PromptFormat(BaseModel):
         bound._tokenizer = tokenizer
         return bound
 
-    def render(self, prompt: str) -> str:
-        """The text the model reads for ``prompt``."""
+    def render(self, prompt: str, instruction: str = "") -> str:
+        """The text the model reads for ``prompt``; a chat model reads ``instruction`` (what its
+        skill asks for, when it says) before it, a completion model the prompt alone."""
         if self.kind == "completion":
             return prompt
         if self._tokenizer is None:
             raise BundleError("a chat prompt format renders through a tokenizer: bind(tokenizer) it first")
+        content = f"{instruction}\n\n{prompt}" if instruction else prompt
         messages = ([{"role": "system", "content": self.system}] if self.system is not None else []) + [
-            {"role": "user", "content": prompt}
+            {"role": "user", "content": content}
         ]
         return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

@@ -73,13 +73,15 @@ def encode_probes(
     what: str = "training set",
     language: str = "",
     program: bool = False,
+    instruction: str = "",
 ) -> list[Example]:
     """Tokenize probes into examples; refuse an empty set before any training starts.
 
     In the tokenizer's prompt format (``models.prompting.format_of``): a completion base reads
     the prompt and learns the solution; a chat base reads the prompt rendered by its template
     and learns the answer a chat model gives (``prompting.answer``: a fenced block in
-    ``language``; ``program``: the solution is the whole program, not the prompt's continuation).
+    ``language``; ``program``: the solution is the whole program, not the prompt's continuation;
+    ``instruction``: what a chat base reads before each prompt).
     """
     if not probes:
         raise JobError(f"{what} has no training examples; add probes to its train split")
@@ -92,7 +94,7 @@ def encode_probes(
     plain = fmt.kind == "completion"  # a rendered chat prompt carries its own special tokens
     examples = []
     for probe in probes:
-        prompt = list(tokenizer(fmt.render(probe.prompt), add_special_tokens=plain)["input_ids"])
+        prompt = list(tokenizer(fmt.render(probe.prompt, instruction), add_special_tokens=plain)["input_ids"])
         target = answer(fmt, probe.prompt, probe.canonical_solution, language=language, program=program)
         solution = list(tokenizer(target, add_special_tokens=False)["input_ids"])
         solution.append(eos)

@@ -73,6 +73,7 @@ def test_a_base_without_a_chat_template_completes_the_prompt_unchanged() -> None
         "kind": "completion", "system": None, "template_sha256": None}
     prompt = 'def add_1(a, b):\n    """Return a + b."""\n'
     assert fmt.render(prompt) == prompt
+    assert fmt.render(prompt, "Write Python.") == prompt  # a completion base reads no instruction
     assert extract_completion(prompt, "    return a + b\n```", fmt) == "    return a + b\n```"
     with pytest.raises(ValidationError, match="a completion format has no system message"):
         PromptFormat(kind="completion", system="be brief")
@@ -85,6 +86,8 @@ def test_a_chat_format_renders_through_its_template_and_round_trips_as_json() ->
     assert fmt.kind == "chat" and len(fmt.template_sha256) == 64
     assert fmt.render("def f():") == "<|system|>Answer with code.\n<|user|>def f():\n<|assistant|>"
     assert prompt_format_for(tokenizer).render("x") == "<|user|>x\n<|assistant|>"  # no system message
+    # a skill's instruction opens the user message, a blank line before the probe
+    assert prompt_format_for(tokenizer).render("-- t(a)", "Write SQL.") == "<|user|>Write SQL.\n\n-- t(a)\n<|assistant|>"
 
     text = fmt.model_dump_json()
     assert json.loads(text) == {"kind": "chat", "system": "Answer with code.", "template_sha256": fmt.template_sha256}
@@ -166,3 +169,24 @@ def test_a_chat_answer_ends_once_its_code_block_closed() -> None:
     assert answer_end("Here it is:\n```\ndef f():\n") is None  # an opening bare fence: go on
     assert answer_end("def f():\n    return 1\n```\nIt returns 1.") is None  # never opened: only a pair ends it
     assert stops_of(PromptFormat(kind="completion")) == () and stops_of(CHAT) == (answer_end,)
+
+
+def test_a_skills_instruction_reaches_a_chat_base_and_its_digest(tmp_path) -> None:  # noqa: ANN001
+    from kernel_lifecycle.boundary import prompts
+    from kernel_lifecycle.boundary.skills import load_skill
+    from kernel_lifecycle.training.data import encode_probes
+    from tests.factories import write_skill
+
+    write_skill(tmp_path, "sq", "sql_exec", "pass_rate", [{"prompt": "-- t(a)\n-- every a\n", "canonical_solution": "SELECT a FROM t;\n"}])
+    plain = load_skill(tmp_path / "sq")
+    spec = json.loads((tmp_path / "sq" / "skill.json").read_text())
+    (tmp_path / "sq" / "skill.json").write_text(json.dumps({**spec, "instruction": "Write one SQLite query for:"}))
+    told = load_skill(tmp_path / "sq")
+    assert told.digest("test") != plain.digest("test") != ""  # another question, another probe set
+
+    tokenizer = toy_tokenizer()
+    tokenizer.chat_template = TEMPLATE
+    probe = told.probes("test")[0]
+    assert prompts.render(tokenizer, probe, told.instruction) == "<|user|>Write one SQLite query for:\n\n-- t(a)\n-- every a\n\n<|assistant|>"
+    [example] = encode_probes([probe], tokenizer, **prompts.answer_kind(told))
+    assert tokenizer.decode(example.input_ids).startswith("<|user|>Write one SQLite query for:")
