@@ -22,15 +22,16 @@ from kernel_lifecycle.db.models import (
 )
 from kernel_lifecycle.errors import JobError, NotFoundError
 
-# queued -> running -> evaluating -> registered; any unfinished state -> failed.
-# Jobs that register nothing (evaluate, promote) end in "succeeded".
+# queued -> running -> evaluating -> registered; any unfinished state -> failed, or cancelled
+# (stopped on request: SIGTERM, Ctrl-C). Jobs that register nothing (evaluate, promote) end in "succeeded".
 JOB_TRANSITIONS: dict[str, set[str]] = {
-    "queued": {"running", "failed"},
-    "running": {"evaluating", "registered", "succeeded", "failed"},
-    "evaluating": {"registered", "succeeded", "failed"},
+    "queued": {"running", "failed", "cancelled"},
+    "running": {"evaluating", "registered", "succeeded", "failed", "cancelled"},
+    "evaluating": {"registered", "succeeded", "failed", "cancelled"},
     "registered": set(),
     "succeeded": set(),
     "failed": set(),
+    "cancelled": set(),
 }
 UNFINISHED = ("queued", "running", "evaluating")
 
@@ -76,7 +77,7 @@ def transition(session: Session, *, job: Job, to_state: str, message: str | None
     session.add(JobEvent(job_id=job.id, from_state=job.state, to_state=to_state, message=message))
     job.state = to_state
     job.updated_at = utcnow()
-    if to_state == "failed":
+    if to_state in ("failed", "cancelled"):
         job.error = message
     return job
 

@@ -9,13 +9,20 @@ Crash safety, by construction:
 - a job whose process died (kill -9) is marked failed, with the reason, by the next job or
   scheduler start on this host, or by `jobs list`/`jobs show` (``repo.fail_orphaned_jobs``);
 - an alias MLflow shows elsewhere than the audit table says is the guard's business
-  (``kernel-lifecycle guard check --repair``), not every job start's.
+  (``kernel-lifecycle guard check --repair``), not every job start's;
+- SIGTERM or Ctrl-C (SIGINT) to a job running in a process's main thread asks it to stop: the
+  job stops at its next step (a training step, a state change, the start of its registration),
+  its state becomes ``cancelled`` and its MLflow run KILLED, and nothing is registered. A second
+  signal stops it at once (KeyboardInterrupt), still ``cancelled``. Once the version exists the
+  registration runs to its end: the job is then ``registered``.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,11 +35,51 @@ from kernel_lifecycle.boundary.report import BoundaryReport
 from kernel_lifecycle.boundary.tracking import REPORT_TAG, log_report, report_uri
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import ensure_current, session_scope
+from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.executor import placement
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bundle import verify_bundle
 from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.registry.tracking import experiment_id
+
+
+class JobCancelled(JobError):
+    """The job was asked to stop (SIGTERM, Ctrl-C) and stopped; nothing was registered."""
+
+
+@dataclass
+class Cancel:
+    """A stop request: the signal that asked, and where the job was when it stopped."""
+
+    requested: threading.Event
+    by: str = ""
+    step: int | None = None
+
+    def ask(self, by: str) -> None:
+        self.by = self.by or by
+        self.requested.set()
+
+
+@contextmanager
+def stop_on_signals(cancel: Cancel) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``cancel`` (the job stops at its next step); a second one raises
+    KeyboardInterrupt at once. Only in the main thread (signals are delivered there); a job run
+    by a scheduler thread is stopped by the scheduler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _handler(signum: int, _frame: object) -> None:
+        if cancel.requested.is_set():
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        cancel.ask(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -43,8 +90,16 @@ class JobContext:
     run_id: str
     actor: str
     workdir: Path
+    cancel: Cancel | None = None
+
+    def check_cancelled(self, step: int | None = None) -> None:
+        """Stop here if a stop was asked for (SIGTERM, Ctrl-C): the job's next step."""
+        if self.cancel is not None and self.cancel.requested.is_set():
+            self.cancel.step = step if step is not None else self.cancel.step
+            raise JobCancelled(f"job {self.job_id} cancelled ({self.cancel.by}){_at_step(self.cancel.step)}; nothing was registered")
 
     def state(self, to_state: str, message: str | None = None) -> None:
+        self.check_cancelled()
         with session_scope() as session:
             job = repo.get_job(session, job_id=self.job_id)
             repo.transition(session, job=job, to_state=to_state, message=message)
@@ -80,6 +135,7 @@ class JobContext:
                 buffer.clear()
 
         def record(step: int, value: float, *_: Any) -> None:
+            self.check_cancelled(step)
             buffer.append(Metric(key, float(value), int(time.time() * 1000), int(step)))
             if len(buffer) >= flush_every:
                 flush()
@@ -120,7 +176,9 @@ class JobContext:
     ) -> registry.KernelVersion:
         """The end of every recipe: log the report, verify the bundle (once), create the MLflow
         version, then mark the job registered and move ``candidate`` (compare-and-set + audit
-        row) in one lifecycle-DB transaction. ``parent``: the parent version as the job fetched it."""
+        row) in one lifecycle-DB transaction. ``parent``: the parent version as the job fetched it.
+        A stop asked for before the version is created cancels the job; after, it registers."""
+        self.check_cancelled()
         self.log_report(report)
         manifest = verify_bundle(bundle_dir)
         if manifest.parent_version and (parent is None or parent.version != manifest.parent_version):
@@ -130,6 +188,7 @@ class JobContext:
             f" <- v{v.version} ({v.tags.get('kernel.job_kind', 'registered')})" for v in chain
         )
         plot = f"![boundary curves](get-artifact?path=boundary%2Fcurves.png&run_uuid={self.run_id})"
+        self.check_cancelled()
         kv = registry.create_version(
             bundle_dir,
             manifest,
@@ -175,32 +234,51 @@ def job_run(
     where = placement()
     if executor is None:
         executor, executor_ref = where.executor, where.ref
-    recover()
-    with session_scope() as session:
-        job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id,
-                              owner=where.owner, executor=executor, executor_ref=executor_ref)
-        job_id = job.id
-    client = mlflow_client()
-    run = client.create_run(
-        experiment_id(),
-        run_name=f"{kind}-{kernel}-{job_id[:8]}",
-        tags={"kernel": kernel, "kernel.job_id": job_id, "kernel.job_kind": kind, "kernel.actor": actor},
-    )
+    cancel = Cancel(threading.Event())
+    with stop_on_signals(cancel):  # from the start: a stop asked for while the job opens ends it at its first step
+        recover()
+        with session_scope() as session:
+            job = repo.create_job(session, kind=kind, kernel=kernel, params=params, trigger_id=trigger_id,
+                                  owner=where.owner, executor=executor, executor_ref=executor_ref)
+            job_id = job.id
+        client = mlflow_client()
+        run = client.create_run(
+            experiment_id(),
+            run_name=f"{kind}-{kernel}-{job_id[:8]}",
+            tags={"kernel": kernel, "kernel.job_id": job_id, "kernel.job_kind": kind, "kernel.actor": actor},
+        )
+        with session_scope() as session:
+            job = repo.get_job(session, job_id=job_id)
+            job.mlflow_run_id = run.info.run_id
+            worker = f"; worker {repo.process_owner()}" if where.owner else ""
+            repo.transition(session, job=job, to_state="running", message=f"MLflow run {run.info.run_id}{worker}")
+        with tempfile.TemporaryDirectory(prefix=f"kl-{kind}-") as tmp:
+            ctx = JobContext(job_id=job_id, kind=kind, kernel=kernel, run_id=run.info.run_id, actor=actor, workdir=Path(tmp), cancel=cancel)
+            try:
+                yield ctx
+            except BaseException as exc:
+                # a stop that was asked for ends the job cancelled, whatever the exception it caused
+                # (Ctrl-C also reaches the sandbox's children, whose batch then fails)
+                cancelled = cancel.requested.is_set() or isinstance(exc, KeyboardInterrupt)
+                if cancelled:
+                    reason = f"cancelled ({cancel.by or 'SIGINT'}){_at_step(cancel.step)}; nothing was registered"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}".strip()
+                _end(job_id, "cancelled" if cancelled else "failed", reason)
+                client.set_terminated(run.info.run_id, status="KILLED" if cancelled else "FAILED")
+                if cancelled and not isinstance(exc, JobCancelled):
+                    raise JobCancelled(f"job {job_id} {reason}") from exc
+                raise
+            client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+def _at_step(step: int | None) -> str:
+    return f" at step {step}" if step is not None else ""
+
+
+def _end(job_id: str, state: str, reason: str) -> None:
+    """Mark an unfinished job ``failed`` or ``cancelled`` with its reason (a registered job stays so)."""
     with session_scope() as session:
         job = repo.get_job(session, job_id=job_id)
-        job.mlflow_run_id = run.info.run_id
-        worker = f"; worker {repo.process_owner()}" if where.owner else ""
-        repo.transition(session, job=job, to_state="running", message=f"MLflow run {run.info.run_id}{worker}")
-    with tempfile.TemporaryDirectory(prefix=f"kl-{kind}-") as tmp:
-        ctx = JobContext(job_id=job_id, kind=kind, kernel=kernel, run_id=run.info.run_id, actor=actor, workdir=Path(tmp))
-        try:
-            yield ctx
-        except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}".strip()
-            with session_scope() as session:
-                job = repo.get_job(session, job_id=job_id)
-                if job.state not in ("registered", "failed"):
-                    repo.transition(session, job=job, to_state="failed", message=reason[:2000])
-            client.set_terminated(run.info.run_id, status="FAILED")
-            raise
-        client.set_terminated(run.info.run_id, status="FINISHED")
+        if job.state in repo.UNFINISHED:
+            repo.transition(session, job=job, to_state=state, message=reason[:2000])
