@@ -26,6 +26,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "grad_diff": ("kernel_lifecycle.unlearning.grad_diff", "GradDiff"),
     "grad_ascent": ("kernel_lifecycle.unlearning.grad_ascent", "GradAscent"),
     "negation": ("kernel_lifecycle.unlearning.negation", "Negation"),
+    "simnpo": ("kernel_lifecycle.unlearning.simnpo", "SimNPO"),
+    "rmu": ("kernel_lifecycle.unlearning.rmu", "RMU"),
+    "undo": ("kernel_lifecycle.unlearning.undo", "Undo"),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -12,7 +12,7 @@ from kernel_lifecycle.training.losses import nll, sequence_logprob
 from kernel_lifecycle.unlearning import METHODS, get_method
 from kernel_lifecycle.unlearning.base import reference_model
 
-STEP_METHODS = [m for m in METHODS if m != "negation"]
+STEP_METHODS = [m for m in METHODS if m not in ("negation", "undo")]  # those two run phases, not one step loss
 
 
 def _measure(model, world) -> dict[str, float]:

@@ -10,7 +10,7 @@ from kernel_lifecycle.unlearning import DEFAULT_METHOD, METHODS, check_method, g
 
 
 def test_known_methods_and_default():
-    assert METHODS == ("npo", "grad_diff", "grad_ascent", "negation")
+    assert METHODS == ("npo", "grad_diff", "grad_ascent", "negation", "simnpo", "rmu", "undo")
     assert DEFAULT_METHOD == "npo"
     for name in METHODS:
         method = get_method(name)
@@ -21,9 +21,9 @@ def test_known_methods_and_default():
 
 def test_unknown_method_lists_the_known_ones():
     with pytest.raises(NotFoundError) as info:
-        get_method("rmu")
+        get_method("scrub")
     message = str(info.value)
-    assert "unknown unlearning method 'rmu'" in message
+    assert "unknown unlearning method 'scrub'" in message
     for name in METHODS:
         assert name in message
     with pytest.raises(NotFoundError):
@@ -35,6 +35,11 @@ def test_options_are_checked_by_name():
     assert get_method("negation", negation_weight=0.5).negation_weight == 0.5
     with pytest.raises(JobError, match="beta is not an option of method .negation. .its options: negation_weight"):
         get_method("negation", beta=0.1)
+    assert get_method("rmu", layer=2.0).layer == 2  # a policy's options arrive as floats
+    with pytest.raises(JobError, match="layer"):
+        get_method("rmu", layer=1.5)
+    with pytest.raises(JobError, match="perturb"):
+        get_method("undo", perturb=2.0)
 
 
 def test_names_are_checked_without_importing_torch():
