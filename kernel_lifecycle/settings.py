@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # (seconds; 0 turns the interval check off)
     guard_secret: SecretStr | None = None
     guard_interval: float = Field(default=60.0, ge=0.0)
+    # a running fire's lease: renewed every third of it; a lease another scheduler watched go
+    # unrenewed this long is taken over (a fire whose scheduler died runs again within two)
+    scheduler_lease_seconds: float = Field(default=60.0, ge=1.0)
     # where jobs and scoring batches run: "local" (in this process, no Ray needed) or "ray"
     executor: str = "local"
     # the Ray cluster of executor "ray" (ray.init's address: "host:6379", "ray://host:10001",

@@ -6,6 +6,9 @@ leases via ``leases.fail_orphaned_leases``) and queue their retries by the polic
 run: APScheduler submits due fires from the shared store to :class:`LeaseExecutor`; the main
 loop wakes the scheduler every ``poll`` seconds (other processes' ``sync`` edits the store, and
 APScheduler 3 only re-reads it when it wakes up) and starts retries whose backoff has passed.
+Every third of ``KL_SCHEDULER_LEASE_SECONDS`` it renews the leases of its running fires and
+takes over the fires of others whose lease it watched go unrenewed for a whole lease time
+(``leases.StaleWatch``: a scheduler on another host died).
 Stop (SIGTERM/SIGINT, ``--for``, ``--once``): take no new fires, let the current one finish for
 up to ``stop_timeout`` seconds, else fail its job and lease with the reason and queue its retry.
 """
@@ -88,22 +91,27 @@ def _kernel_plan(trigger_id: str) -> tuple[str, str]:
     return kernel, rest.rpartition(":")[2]
 
 
-def recover(*, owner: str) -> RunSummary:
-    """Fail what dead scheduler processes on this host left running, and queue retries."""
+def recover(*, owner: str, expired: dict[tuple[str, datetime], datetime] | None = None) -> RunSummary:
+    """Fail what dead scheduler processes on this host left running, and the fires whose lease
+    expired (``expired``: another host's scheduler died), and queue their takeover: a fire that
+    never ran to its end gets one more attempt even where the policy's rule retries none."""
     summary = RunSummary()
     with session_scope() as session:
         failed = repo.fail_orphaned_jobs(session, reason=ORPHAN_REASON)
         summary.recovered_jobs = [j.id for j in failed]
         runs = [j.mlflow_run_id for j in failed if j.mlflow_run_id]
-    _terminate_runs(runs)
-    for orphan in leases.fail_orphaned_leases(reason=ORPHAN_REASON):
+    orphans = leases.fail_orphaned_leases(reason=ORPHAN_REASON, expired=expired)
+    _terminate_runs(runs + [o.run for o in orphans if o.run and o.run not in runs])
+    for orphan in orphans:
         summary.recovered_leases.append(f"{orphan.trigger_id}@{orphan.fire_time.isoformat()}")
         log.info("recovered fire trigger=%s fire_time=%s outcome=failed job=%s: %s", orphan.trigger_id, orphan.fire_time.isoformat(), orphan.job_id or "-", orphan.message)
         rule = _retry_rule(leases.split_retry(orphan.trigger_id)[0])
         if rule is None:
             continue
+        attempt = leases.split_retry(orphan.trigger_id)[1]
         queued = leases.add_retry(
-            trigger_id=orphan.trigger_id, fire_time=orphan.fire_time, owner=owner, max_retries=rule[0], backoff_seconds=rule[1], reason=orphan.message
+            trigger_id=orphan.trigger_id, fire_time=orphan.fire_time, owner=owner, max_retries=max(rule[0], attempt + 1),
+            backoff_seconds=rule[1], reason=orphan.message,
         )
         if queued:
             summary.retries_queued.append(queued)
@@ -221,13 +229,21 @@ def run_service(
     guard_every = get_settings().guard_interval
     guarded_at = started - guard_every  # the first round checks at once
     queued: set[tuple[str, datetime]] = set()
+    lease_seconds = get_settings().scheduler_lease_seconds
+    watch, renewed_at = leases.StaleWatch(), started
     try:
         while not stop.is_set():
             try:
-                if time.monotonic() - recovered_at >= recover_every:
-                    # another scheduler on this host may have died while we run: heal its fires too
+                expired = {}
+                if time.monotonic() - renewed_at >= lease_seconds / 3:
+                    renewed_at = time.monotonic()
+                    _renew(owner)
+                    expired = watch.expired(lease_seconds=lease_seconds, owner=owner)
+                if expired or time.monotonic() - recovered_at >= recover_every:
+                    # another scheduler on this host may have died while we run, or one elsewhere
+                    # left its lease to expire: heal its fires too
                     recovered_at = time.monotonic()
-                    again = recover(owner=owner)
+                    again = recover(owner=owner, expired=expired)
                     summary.recovered_jobs += again.recovered_jobs
                     summary.recovered_leases += again.recovered_leases
                     summary.retries_queued += again.retries_queued
@@ -263,6 +279,14 @@ def run_service(
     summary.outcomes = list(fire_mod.STATE.outcomes)
     log.info("scheduler %s stopped (%s): %d fire(s) handled", owner, summary.stopped_by, len(summary.outcomes))
     return summary
+
+
+def _renew(owner: str) -> None:
+    """Renew the leases of the fires this process runs (others take over an unrenewed one)."""
+    with fire_mod._lock:
+        keys = list(fire_mod.STATE.fires)
+    for trigger_id, when in leases.renew(keys=keys, owner=owner):
+        log.warning("lease of fire trigger=%s fire_time=%s was taken over by another scheduler", trigger_id, when.isoformat())
 
 
 def _guard_round() -> list[dict[str, Any]]:

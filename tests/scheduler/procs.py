@@ -16,17 +16,20 @@ HANDLER = "tests.scheduler.handlers:db_job"
 
 
 def scheduler_process(
-    db_url: str, home: Path, *args: str, fire_seconds: float = 0.3, log: Path, handler: str | None = HANDLER
+    db_url: str, home: Path, *args: str, fire_seconds: float = 0.3, log: Path, handler: str | None = HANDLER,
+    prefix: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """``handler=None``: the default, the real ``kernel_lifecycle.pipeline:run_plan``."""
+    """``handler=None``: the default, the real ``kernel_lifecycle.pipeline:run_plan``.
+    ``prefix``: a command the scheduler runs under (``unshare ...``); ``extra_env``: more variables."""
     env = dict(os.environ)
     env.update(
         KL_HOME=str(home),
         KL_DATABASE_URL=db_url,
         KL_TEST_FIRE_SECONDS=str(fire_seconds),
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+        **(extra_env or {}),
     )
-    cmd = [sys.executable, "-c", "from kernel_lifecycle.cli.app import main; main()", "scheduler", "run", *args]
+    cmd = [*prefix, sys.executable, "-c", "from kernel_lifecycle.cli.app import main; main()", "scheduler", "run", *args]
     if handler is not None:
         cmd += ["--handler", handler]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
