@@ -12,9 +12,12 @@ Rules, each one :class:`GateReason` with its numbers:
     candidate's harness (:func:`needs_reevaluation`) and decides again.
 ``check``
     Every check the policy requires (truncation, generalization, scorer_parity, contamination,
-    relearning) is present in the candidate's report and passed. A report without the
-    truncation check is refused, not waved through. ``relearning`` belongs to the job that
-    retires a skill: a version whose job retired none is not asked for it.
+    relearning, retain_only, membership) is present in the candidate's report and passed. A
+    report without the truncation check is refused, not waved through. ``relearning``,
+    ``retain_only`` and ``membership`` belong to the job that retires a skill: a version whose
+    job retired none is not asked for them. The relearning reason carries the comparison with
+    the reference (both curves, the areas, the bound and the tolerance, the steps to recover),
+    or says that only the weaker half-start rule was applied.
 ``measured`` / ``min_probes``
     Every skill the policy names was measured, on at least ``gate.min_probes`` problems.
 ``floor``
@@ -71,6 +74,8 @@ from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry.bundle import Manifest
 
 BOOTSTRAP_RESAMPLES = 4000
+# the checks only a job that retires a skill runs (jobs.downskill); other versions are not asked for them
+FORGETTING_CHECKS = ("relearning", "retain_only", "membership")
 
 
 class GateReason(BaseModel):
@@ -296,8 +301,8 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
         )
 
     for name in gate.required_checks:
-        if name == "relearning" and not candidate.forgetting:
-            reasons.append(GateReason(rule="check", passed=True, message="relearning: not applicable (this version's job retired no skill)"))
+        if name in FORGETTING_CHECKS and not candidate.forgetting:
+            reasons.append(GateReason(rule="check", passed=True, message=f"{name}: not applicable (this version's job retired no skill)"))
             continue
         reasons.append(_check_reason(candidate, name))
 

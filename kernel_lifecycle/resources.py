@@ -37,3 +37,14 @@ DEMO_BASE_SHA256 = "5a4cec4d456b5425cc080e2f1a817d323cceff7f4db9684bacf96242226d
 def demo_base_dir() -> Path:
     """The folder of the shipped demo base (config, weights, tokenizer, build.json)."""
     return _PACKAGE / "demo" / "base"
+
+
+# The demo base's retrain references: its recipe rebuilt without one skill's data, on its own
+# tokenizer (``build_demo_base(without=SKILL)``), shipped so every machine judges relearning
+# against the same bytes; skill -> sha256 of the weights.
+DEMO_REFERENCE_SHA256: dict[str, str] = {"cobol": "cdaf26f3f8055fd06102e8dbe1c38dd418bf41f31936e2235d795ff57671233e"}
+
+
+def demo_reference_dir(skill: str) -> Path:
+    """The folder of the shipped demo base rebuilt without ``skill``."""
+    return _PACKAGE / "demo" / f"base-without-{skill}"

@@ -391,3 +391,32 @@ def test_relearning_is_required_of_a_version_whose_job_retired_a_skill(policy):
     assert not relearned.passed
     not_a_downskill = decide(report(skills), None, policy)
     assert not_a_downskill.passed and any("relearning: not applicable" in r.message for r in not_a_downskill.reasons)
+
+
+def test_the_forgetting_checks_are_asked_of_a_downskill_only_and_the_reason_names_the_reference(policy):
+    from kernel_lifecycle.boundary.report import Forgetting, Reference
+
+    gate = policy.gate.model_copy(update={"required_checks": [*policy.gate.required_checks, "retain_only", "membership"]})
+    strict = policy.model_copy(update={"gate": gate})
+    skills = [skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")]
+    not_a_downskill = decide(report(skills), None, strict)
+    assert not_a_downskill.passed
+    assert {r.message for r in not_a_downskill.reasons if "not applicable" in r.message} == {
+        f"{name}: not applicable (this version's job retired no skill)" for name in ("relearning", "retain_only", "membership")
+    }
+    forgetting = {"cobol": Forgetting(fresh_before=0.4, fresh_before_ci_high=0.5, vacuous=False)}
+    downskill = report(skills, forgetting=forgetting, checks=(*CHECKS, "relearning", "retain_only"))
+    missing = decide(downskill, None, strict)
+    assert [r.message.split(" is missing")[0] for r in missing.failures()] == ["required check 'membership'"]
+    relearning = CheckResult(
+        name="relearning", passed=False, curve=[0.0, 0.5], reference_curve=[0.0, 0.0],
+        reference=Reference(kind="retrain", name="demo rebuilt without cobol", why="no ancestor fits"),
+        detail="cobol ... against the reference demo rebuilt without cobol (retrain: no ancestor fits): candidate 0.000, 0.500; "
+               "reference 0.000, 0.000; ... 95% upper bound +0.400 > tolerance 0.10",
+        numbers={"area_excess_upper": 0.4, "tolerance": 0.1},
+    )
+    downskill.checks = [c for c in downskill.checks if c.name != "relearning"] + [relearning]
+    refused = decide(downskill, None, policy)
+    (failure,) = refused.failures()
+    assert "relearning FAILED: cobol ... against the reference demo rebuilt without cobol" in failure.message
+    assert failure.numbers == {"area_excess_upper": 0.4, "tolerance": 0.1}

@@ -16,13 +16,15 @@ with a significance test (``alpha`` from the policy), not only whether a thresho
   (:func:`require_parity`, and the gate's scorer_parity rule);
 - ``contamination``: held-out (``fresh``) probes that are a training text up to names, constants
   and formatting (:mod:`kernel_lifecycle.boundary.overlap`); dev and test are in-family by design;
-- ``relearning`` (downskill only, ``jobs.downskill``): how fast a short fine-tune brings a
-  retired skill back.
+- ``relearning``, ``retain_only``, ``membership`` (downskill only, ``jobs.downskill``): how
+  fast a short fine-tune brings a retired skill back next to a model that never knew it
+  (``boundary.relearning``, ``boundary.reference``), whether training on retained data alone
+  brings it back, and whether its training examples still stand out (``boundary.membership``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,32 +57,75 @@ MAX_NEAR_DUPLICATE_SHARE = 0.10  # the check fails when more of a split's probes
 
 
 def truncation_check(
-    base: Mapping[str, SkillMetrics], doubled: Mapping[str, SkillMetrics], *, alpha: float, max_truncated_share: float
+    base: Mapping[str, SkillMetrics], doubled: Mapping[str, SkillMetrics], *, alpha: float, max_truncated_share: float,
+    retired: Collection[str] = (),
 ) -> CheckResult:
     """Does a larger budget change the measurement? See the module docstring."""
-    numbers, parts, failed = {}, [], []
+    numbers = {}
     for skill, metrics in base.items():
         second = doubled[skill]
         before, after = problem_scores(metrics), problem_scores(second)
         down = sum(1 for t, v in before.items() if after.get(t, v) < v)
         up = sum(1 for t, v in before.items() if after.get(t, v) > v)
-        p = mcnemar_exact_p(down, up)  # an exact sign test when problems have several samples
-        shifted = p < alpha
-        still = second.truncation_rate > max_truncated_share
         numbers.update({
-            f"{skill}.value": metrics.value, f"{skill}.value_2x": second.value, f"{skill}.p_value": p,
+            f"{skill}.value": metrics.value, f"{skill}.value_2x": second.value, f"{skill}.p_value": mcnemar_exact_p(down, up),
             f"{skill}.truncation_rate": metrics.truncation_rate, f"{skill}.truncation_rate_2x": second.truncation_rate,
+            f"{skill}.up": float(up), f"{skill}.down": float(down),
         })
+    return judge_truncation(numbers, list(base), alpha=alpha, max_truncated_share=max_truncated_share, retired=retired)
+
+
+def judge_truncation(
+    numbers: Mapping[str, float], skills: Sequence[str], *, alpha: float, max_truncated_share: float, retired: Collection[str] = (),
+) -> CheckResult:
+    """The truncation verdict from its numbers (``truncation_check``'s).
+
+    A retained skill fails when its rate moves significantly at 2x (an exact sign test, McNemar's
+    for one sample per problem) or when more than ``max_truncated_share`` of its generations are
+    still cut off at 2x: a cut-off answer might have passed, so the measurement is not one.
+
+    A *retired* skill is judged for what its ceiling claims, that the kernel no longer delivers
+    the skill within the budget: it fails only when doubling the budget brings it back (its rate
+    rises significantly at 2x). Generations that ramble to the budget without a passing answer
+    count as the skill absent (fell to the floor at this budget); their share is reported, and
+    whether the skill is *hidden* behind them is the relearning comparison's, the retain-only
+    control's and the membership signal's question, not this check's.
+    """
+    parts, failed = [], []
+    for skill in skills:
+        value, value_2x, p = numbers[f"{skill}.value"], numbers[f"{skill}.value_2x"], numbers[f"{skill}.p_value"]
+        up, down, rate_2x = int(numbers.get(f"{skill}.up", 0)), int(numbers.get(f"{skill}.down", 0)), numbers[f"{skill}.truncation_rate_2x"]
         why = []
-        if shifted:
-            why.append(f"rate moves significantly at 2x budget ({up} problems up, {down} down, p={p:.3g} < {alpha})")
-        if still:
-            why.append(f"{second.truncation_rate:.0%} of generations still cut off at 2x (> {max_truncated_share:.0%}): truncation cannot be ruled out")
+        if skill in retired:
+            if p < alpha and up > down:
+                why.append(f"retired, and back at 2x budget ({up} problems up, {down} down, p={p:.3g} < {alpha})")
+            elif rate_2x > max_truncated_share:
+                parts.append(f"{skill} {value:.3f} -> {value_2x:.3f} at 2x (retired: {rate_2x:.0%} still cut off at 2x without "
+                             "coming back; counted as absent, see the module doc of checks)")
+                continue
+        else:
+            if p < alpha:
+                why.append(f"rate moves significantly at 2x budget ({up} problems up, {down} down, p={p:.3g} < {alpha})")
+            if rate_2x > max_truncated_share:
+                why.append(f"{rate_2x:.0%} of generations still cut off at 2x (> {max_truncated_share:.0%}): truncation cannot be ruled out")
         if why:
             failed.append(skill)
-        parts.append(f"{skill} {metrics.value:.3f} -> {second.value:.3f} at 2x" + (" [" + "; ".join(why) + "]" if why else ""))
+        parts.append(f"{skill} {value:.3f} -> {value_2x:.3f} at 2x" + (" [" + "; ".join(why) + "]" if why else ""))
     detail = ("FAILED for " + ", ".join(failed) + ": " if failed else "no significant shift at 2x budget: ") + "; ".join(parts)
-    return CheckResult(name="truncation", passed=not failed, detail=detail, numbers=numbers)
+    return CheckResult(name="truncation", passed=not failed, detail=detail, numbers=dict(numbers))
+
+
+def with_retired_truncation(
+    checks: Sequence[CheckResult], *, retired: Collection[str], alpha: float, max_truncated_share: float,
+) -> list[CheckResult]:
+    """``checks`` with the truncation check judged again knowing which skills are retired."""
+    out = []
+    for check in checks:
+        if check.name == "truncation":
+            skills = [key[: -len(".value_2x")] for key in check.numbers if key.endswith(".value_2x")]
+            check = judge_truncation(check.numbers, skills, alpha=alpha, max_truncated_share=max_truncated_share, retired=retired)
+        out.append(check)
+    return out
 
 
 def generalization_gap(gate: SkillMetrics, fresh: SkillMetrics, *, seed: int = 0, confidence: float = 0.95) -> tuple[Gap, np.ndarray]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel_lifecycle.boundary.report import SkillMetrics
+from kernel_lifecycle.boundary.report import CheckResult, SkillMetrics
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -120,3 +120,34 @@ def plot_inventory(inventory: Mapping[str, Mapping[str, SkillMetrics]], *, path:
     ax.set_title(title)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_relearning(check: CheckResult, *, skill: str, path: Path) -> Path:
+    """The relearning check's curves on one plot: the candidate's and its reference's (when it
+    has one), the skill's start before the downskill and half of it, the area verdict in the title."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    n = check.numbers
+    ax.plot(range(1, len(check.curve) + 1), check.curve, marker="o", label=f"candidate (steps to half the start: {_steps(n.get('steps_to_recover'))})")
+    if check.reference_curve and check.reference is not None:
+        ax.plot(range(1, len(check.reference_curve) + 1), check.reference_curve, marker="s", linestyle="--",
+                label=f"reference: {check.reference.name} ({check.reference.kind}; steps to half: {_steps(n.get('reference_steps_to_recover'))})")
+    if "start" in n:
+        ax.axhline(n["start"], color="gray", linestyle=":", linewidth=1, label=f"start before the downskill {n['start']:.3f}")
+        ax.axhline(n["half_start"], color="gray", linestyle="-.", linewidth=1, label=f"half the start {n['half_start']:.3f}")
+    if "area_excess_upper" in n:
+        verdict = (f"area excess {n['area_excess']:+.3f}, upper bound {n['area_excess_upper']:+.3f} vs tolerance "
+                   f"{n['tolerance']:.2f}: {'passed' if check.passed else 'FAILED'}")
+    else:
+        verdict = f"no reference: half-start rule (weaker): {'passed' if check.passed else 'FAILED'}"
+    ax.set_title(f"relearning {skill}: {verdict}", fontsize=9)
+    ax.set_xlabel("relearning step")
+    ax.set_ylabel(f"{skill} rate (gate split subset)")
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def _steps(value: float | None) -> str:
+    return "never" if value is None or value < 0 else str(int(value))

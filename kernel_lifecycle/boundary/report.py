@@ -90,14 +90,31 @@ class SkillMetrics(BaseModel):
         )
 
 
+class Reference(BaseModel):
+    """What a retired skill's relearning is judged against (``boundary.reference``): a model
+    whose lineage never taught the skill, or none (then the weaker half-start rule)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["version", "base", "retrain", "none"]
+    name: str  # "python-kernel v1", the base spec, "demo rebuilt without cobol", "none"
+    why: str  # why this one (and why not a nearer one)
+    version: str | None = None  # kind version
+    spec: str | None = None  # kind base: its spec; retrain: its folder
+    sha256: str | None = None  # the weights' sha256 (a version: its base's)
+
+
 class CheckResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str  # truncation, generalization, scorer_parity, contamination, relearning
+    name: str  # truncation, generalization, scorer_parity, contamination, relearning, retain_only, membership
     passed: bool
     detail: str
     numbers: dict[str, float] = Field(default_factory=dict)
-    curve: list[float] = Field(default_factory=list)  # relearning: the value after each step
+    curve: list[float] = Field(default_factory=list)  # relearning: the candidate's value after each step
+    # relearning: what the candidate is compared with, and its curve under the same budget
+    reference: Reference | None = None
+    reference_curve: list[float] = Field(default_factory=list)
 
 
 class Gap(BaseModel):

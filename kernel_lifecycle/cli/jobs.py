@@ -14,11 +14,15 @@ jobs_app = typer.Typer(help="Jobs that change kernels, and their history.", no_a
 
 
 @jobs_app.command("build-base")
-def build_base(force: bool = typer.Option(False, "--force", help="Rebuild even if cached."), json_out: bool = JsonOption) -> None:
+def build_base(
+    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+    without: str | None = typer.Option(None, "--without", help="The same recipe without this skill's data: a retrain reference."),
+    json_out: bool = JsonOption,
+) -> None:
     """Build (or reuse from its content-addressed cache) the demo base model and report its skills."""
     from kernel_lifecycle.demo.base_builder import build_demo_base
 
-    build = build_demo_base(force=force, display=display(not json_out))
+    build = build_demo_base(force=force, display=display(not json_out), without=without)
     data = {"path": str(build.path), "sha256": build.sha256, "metrics": build.metrics,
             "metrics_by_split": build.by_split, "seconds": build.seconds, "cached": build.cached}
     if json_out:

@@ -33,11 +33,13 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel_lifecycle.boundary.generation import generate
+from kernel_lifecycle.boundary.reference import record_retrain, shipped_retrain
 from kernel_lifecycle.boundary.scorers import get_scorer
 from kernel_lifecycle.boundary.scorers.base import Sample
 from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR, PRETRAIN_FILE, Probe, Skill, demo_skills
@@ -45,7 +47,7 @@ from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.models.loading import base_sha256
 from kernel_lifecycle.models.tokenizer import train_bpe_tokenizer
-from kernel_lifecycle.resources import DEMO_BASE_SHA256, demo_base_dir
+from kernel_lifecycle.resources import DEMO_BASE_SHA256, demo_base_dir, demo_reference_dir
 from kernel_lifecycle.settings import get_settings
 from kernel_lifecycle.training.data import batches, encode_probes, pad_id_of
 from kernel_lifecycle.training.loop import train
@@ -181,14 +183,24 @@ def measure(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, skills: 
     return out
 
 
-def _train_into(staging: Path, config: BaseConfig, skills: list[Skill], *, eval_limit: int | None, display: Display) -> dict:
+def _train_into(
+    staging: Path, config: BaseConfig, skills: list[Skill], *, eval_limit: int | None, display: Display,
+    measured: list[Skill] | None = None, tokenizer_dir: Path | None = None,
+) -> dict:
+    """Train on ``skills``, measure ``measured`` (default: the same), save into ``staging``.
+    ``tokenizer_dir``: reuse that base's tokenizer instead of training one (a retrain reference
+    reads its relearning data as the same token ids as the kernels it is compared with)."""
     import torch
+    from transformers import AutoTokenizer
 
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
     corpus = {s.name: pretrain_probes(s) for s in skills}
-    tokenizer = train_bpe_tokenizer([p.prompt + p.canonical_solution for probes in corpus.values() for p in probes],
-                                    vocab_size=config.vocab_size)
+    if tokenizer_dir is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        tokenizer = train_bpe_tokenizer([p.prompt + p.canonical_solution for probes in corpus.values() for p in probes],
+                                        vocab_size=config.vocab_size)
     model = _model(config, tokenizer)
     # One skill per batch, skills in turn: COBOL programs are ~4x longer than the others, and a
     # mixed batch pads every row to the longest, so this makes an average step ~2x cheaper.
@@ -214,9 +226,12 @@ def _train_into(staging: Path, config: BaseConfig, skills: list[Skill], *, eval_
             losses += result.losses
     train_seconds = time.perf_counter() - started
 
-    measured = {split: measure(model, tokenizer, skills, limit=eval_limit, split=split) for split in EVAL_SPLITS}
+    measured = {split: measure(model, tokenizer, measured or skills, limit=eval_limit, split=split) for split in EVAL_SPLITS}
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+    if tokenizer_dir is not None:  # the origin's files as they are (measuring set a padding side on this copy)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copyfile(tokenizer_dir / name, staging / name)
     return {
         "builder": BUILDER_VERSION,
         "environment": build_environment(),
@@ -269,6 +284,21 @@ def shipped_base(skills: list[Skill] | None = None) -> BaseBuild | None:
     return BaseBuild(SHIPPED_DIR, sha, info["metrics"], info.get("metrics_by_split", {}), cached=True, seconds=info["seconds"])
 
 
+def shipped_reference(skill: str, skills: list[Skill]) -> BaseBuild | None:
+    """The shipped demo base rebuilt without ``skill`` (``resources.demo_reference_dir``), its
+    weights verified by ``boundary.reference``; None when none ships or the skills' data changed."""
+    path = demo_reference_dir(skill)
+    if not (path / "build.json").is_file():
+        return None
+    info = json.loads((path / "build.json").read_text(encoding="utf-8"))
+    if info.get("data_digests") != {s.name: s.digest("train") for s in skills if s.name != skill}:
+        return None
+    found = shipped_retrain(DEMO_BASE_SHA256, skill)
+    if found is None:
+        return None
+    return BaseBuild(found[0], found[1], info["metrics"], info.get("metrics_by_split", {}), cached=True, seconds=info["seconds"])
+
+
 def build_demo_base(
     *,
     force: bool = False,
@@ -277,6 +307,7 @@ def build_demo_base(
     config: BaseConfig | None = None,
     eval_limit: int | None = None,
     skills_dir: Path | None = None,
+    without: str | None = None,
 ) -> BaseBuild:
     """The demo base: the shipped one (the defaults, unless ``force``), else built, or reused
     from the cache entry of the same config, seed, data and environment.
@@ -284,19 +315,55 @@ def build_demo_base(
     ``steps``/``config`` and ``eval_limit`` (problems per skill and measured split) are knobs for tests; the
     defaults are the real build, which must really have all three skills. ``force`` rebuilds it
     into the cache (weights differ from the shipped ones on another CPU or library release).
+
+    ``without``: the same recipe without that skill's data (train split and pretraining text),
+    on the base's own tokenizer: the *retrain reference* a downskill of that skill is judged
+    against (``boundary.reference``), recorded in the reference index. Every skill is still
+    measured, so its build.json shows what a model that never saw the skill scores.
     """
-    defaults = config is None and steps is None and eval_limit is None
     config = config or BaseConfig()
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
     skills = _skills(skills_dir)
-    if defaults and not force:
+    if without is not None:
+        if config == BaseConfig() and eval_limit is None and not force:
+            shipped = shipped_reference(without, skills)
+            if shipped is not None:
+                return shipped
+        origin = build_demo_base(display=display, config=config, eval_limit=eval_limit, skills_dir=skills_dir)
+        return _build_without(without, config=config, skills=skills, origin=origin, force=force, eval_limit=eval_limit, display=display)
+    if config == BaseConfig() and eval_limit is None and not force:
         shipped = shipped_base(skills)
         if shipped is not None:
             return shipped
     key = cache_key(config, skills)
     if eval_limit is not None:  # a partial measurement is a different cache entry
         key = hashlib.sha256(f"{key}/eval{eval_limit}".encode()).hexdigest()
+    return _cached_build(key, force=force, train=lambda staging: _train_into(
+        staging, config, skills, eval_limit=eval_limit, display=display))
+
+
+def _build_without(
+    skill: str, *, config: BaseConfig, skills: list[Skill], origin: BaseBuild, force: bool, eval_limit: int | None,
+    display: Display,
+) -> BaseBuild:
+    names = [s.name for s in skills]
+    if skill not in names:
+        raise JobError(f"cannot build the demo base without {skill!r}: not a demo skill (skills: {', '.join(names)})")
+    kept = [s for s in skills if s.name != skill]
+    key = hashlib.sha256(f"{cache_key(config, kept)}/without:{skill}/tokenizer-of:{origin.sha256}/eval{eval_limit}".encode()).hexdigest()
+
+    def make(staging: Path) -> dict:
+        info = _train_into(staging, config, kept, eval_limit=eval_limit, display=display, measured=skills, tokenizer_dir=origin.path)
+        return {**info, "without": skill, "origin_sha256": origin.sha256}
+
+    build = _cached_build(key, force=force, train=make)
+    record_retrain(origin_sha256=origin.sha256, skill=skill, path=build.path, sha256=build.sha256, seconds=build.seconds)
+    return build
+
+
+def _cached_build(key: str, *, force: bool, train: Callable[[Path], dict]) -> BaseBuild:
+    """The cache entry ``key``: reused, or trained into a staging folder and renamed into place."""
     root = get_settings().cache_dir / "base"
     final = root / key[:24]
     if final.is_dir() and force:
@@ -310,7 +377,7 @@ def build_demo_base(
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     threads = _torch_threads()
     try:
-        info = _train_into(staging, config, skills, eval_limit=eval_limit, display=display)
+        info = train(staging)
         # build.json last: its presence marks a complete entry
         (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         try:

@@ -1,7 +1,8 @@
 """The quickstart: the whole lifecycle of the demo kernel on the embedded defaults.
 
 1. the lifecycle DB is migrated and the demo policy applied;
-2. the demo base model is built (or reused from its content-addressed cache);
+2. the demo base model is built (or reused from its content-addressed cache), and beside it the
+   reference the cobol downskill is judged against: the same recipe without cobol's data;
 3. ``python-kernel`` v1 is distilled from it on python + cobol, gated, approved, promoted;
 4. the policy's upskill teaches SQL (v2), gated, approved, promoted;
 5. the policy's sunset deprecation of cobol runs *now* (v3) and is gated: promoted when its
@@ -105,6 +106,20 @@ def _gate_and_promote(kernel: str, version: str, approver: str, step: str, displ
     return True
 
 
+def _retrain_reference(policy, display: Display) -> None:  # noqa: ANN001 - a Policy
+    """The demo base's recipe without the skill the policy retires: the model the downskill's
+    relearning is judged against (every ancestor of v3 and the base itself learned cobol)."""
+    plan = policy.plans.downskill
+    if plan is None:
+        return
+    ref = build_demo_base(without=plan.skill, display=display)
+    how = "shipped" if ref.path.parent.name == "demo" else ("reused from cache" if ref.cached else "built")
+    display.line(
+        f"  reference without {plan.skill} ({how}; its build took {ref.seconds:.0f} s): {ref.path} (sha256 {ref.sha256[:12]}): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in ref.metrics.items())
+    )
+
+
 def _measure_base(world: World, policy, display: Display) -> None:  # noqa: ANN001 - a Policy
     """Every skill of the policy on the base itself, under the gate's harness: where the lifecycle starts."""
     model, tokenizer = load_base(world.base)
@@ -132,15 +147,16 @@ def _serve(world: World, display: Display) -> str:
     return answer
 
 
-def run(display: Display = SILENT, *, base: str | None = None) -> QuickstartResult:
-    """The demo world (``base=None``), or the real one of a named base (``REAL_WORLDS``)."""
+def run(display: Display = SILENT, *, base: str | None = None, seed: int | None = None) -> QuickstartResult:
+    """The demo world (``base=None``), or the real one of a named base (``REAL_WORLDS``);
+    ``seed``: every job's training seed (None: the configs' default)."""
     if base is not None and base not in REAL_WORLDS:
         raise ConfigurationError(f"no quickstart for base {base!r}; bases: {', '.join(REAL_WORLDS)} (or none: the demo)")
     world = REAL_WORLDS[base] if base is not None else DEMO_WORLD
-    return run_world(world, display)
+    return run_world(world, display, seed=seed)
 
 
-def run_world(world: World, display: Display = SILENT) -> QuickstartResult:
+def run_world(world: World, display: Display = SILENT, *, seed: int | None = None) -> QuickstartResult:
     started = time.monotonic()
     result = QuickstartResult()
     settings = get_settings()
@@ -154,6 +170,7 @@ def run_world(world: World, display: Display = SILENT) -> QuickstartResult:
         display.rule("1. demo base model")
         built = build_demo_base(display=display)
         display.line(f"  {built.path} (sha256 {built.sha256[:12]}): " + ", ".join(f"{k} {v:.2f}" for k, v in built.metrics.items()))
+        _retrain_reference(loaded.policy, display)
     else:
         resolved = resolve_base(world.base)
         display.rule(f"1. the base {world.base}, measured before any job")
@@ -162,15 +179,15 @@ def run_world(world: World, display: Display = SILENT) -> QuickstartResult:
 
     def first_version() -> str:
         extra = {"teacher": world.base} if world.first == "distill" else {"base": world.base}
-        config = from_policy(world.first, loaded.policy, loaded.sha256, skills=list(world.skills), **extra)
+        config = from_policy(world.first, loaded.policy, loaded.sha256, skills=list(world.skills), seed=seed, **extra)
         return submit_job(config, actor="quickstart", display=display).version  # KL_EXECUTOR: here or on Ray
 
     steps = [
         (f"2. {world.first} {kernel} v1 ({' + '.join(world.skills)})", world.first, first_version),
         ("3. upskill sql (the policy's upskill plan)", "upskill",
-         lambda: run_plan(kernel, "upskill", trigger_id="manual-upskill", actor="quickstart", display=display)["version"]),
+         lambda: run_plan(kernel, "upskill", trigger_id="manual-upskill", actor="quickstart", display=display, seed=seed)["version"]),
         ("4. the scheduled deprecation of cobol (its sunset trigger), run now", "downskill",
-         lambda: run_plan(kernel, "downskill", trigger_id="cobol-sunset", actor="quickstart", display=display)["version"]),
+         lambda: run_plan(kernel, "downskill", trigger_id="cobol-sunset", actor="quickstart", display=display, seed=seed)["version"]),
     ]
     for title, kind, make in steps:
         display.rule(f"{title}")

@@ -156,6 +156,13 @@ class DownskillConfig(_LoraJob):
     relearn_examples: int = Field(default=32, gt=0)
     relearn_lr: float = Field(default=2e-3, gt=0.0, lt=1.0)
     relearn_problems: int | None = Field(default=60, gt=0, description="gate-split problems measured per relearning step")
+    # what the relearning curve is compared with (boundary.reference) and the allowed area excess
+    relearn_reference: str = Field(default="auto", pattern=r"^(auto|base|retrain|none|[0-9]+)$")
+    relearn_tolerance: float = Field(default=0.10, ge=0.0, le=1.0)
+    # the membership signal (boundary.membership): probes per side, Min-K%'s k, the gated gap (None: reported only)
+    membership_probes: int = Field(default=64, gt=0)
+    membership_k: float = Field(default=0.2, gt=0.0, le=1.0)
+    membership_max_gap: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _method_and_skills(self) -> "DownskillConfig":

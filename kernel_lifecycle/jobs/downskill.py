@@ -10,9 +10,12 @@ Top to bottom:
    under its ceiling and every retained skill is within tolerance of where it started;
 5. re-measure that checkpoint with the full harness (gate split, fresh, all checks); say
    whether the fresh claim means anything (vacuous when the kernel was already under the
-   ceiling on fresh before the downskill); then the relearning check
-   (``boundary.relearning``): a short fine-tune on the skill's ``relearn`` split shows how
-   quickly the skill comes back;
+   ceiling on fresh before the downskill); then the forgetting checks: relearning
+   (``boundary.relearning``: a short fine-tune on the skill's ``relearn`` split, on the candidate
+   and on a reference that never knew the skill, ``boundary.reference``, chosen in step 1), the
+   retain-only control (the same budget on retained data only: does the skill come back
+   unshown?) and the membership signal (``boundary.membership``); for the retired skill the
+   truncation check asks only whether a doubled budget brings it back (``checks``);
 6. close the job: the bundle (parent's adapters + this one) registered as the candidate.
 """
 
@@ -20,9 +23,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kernel_lifecycle.boundary.checks import with_retired_truncation
 from kernel_lifecycle.boundary.evaluate import measure_skill
-from kernel_lifecycle.boundary.relearning import RelearnBudget, relearning_check
-from kernel_lifecycle.boundary.report import Forgetting, SkillMetrics
+from kernel_lifecycle.boundary.membership import membership_check
+from kernel_lifecycle.boundary.plot import plot_relearning
+from kernel_lifecycle.boundary.reference import choose_reference, load_reference
+from kernel_lifecycle.boundary.relearning import RelearnBudget, relearning_check, retain_only_check
+from kernel_lifecycle.boundary.report import CheckResult, Forgetting, Reference, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill
 from kernel_lifecycle.boundary.tracking import load_version_report
 from kernel_lifecycle.display import SILENT, Display
@@ -30,6 +37,7 @@ from kernel_lifecycle.errors import JobError, RefusedError
 from kernel_lifecycle.jobs import common
 from kernel_lifecycle.jobs.config import DownskillConfig, plan_hyperparameters
 from kernel_lifecycle.jobs.context import open_job
+from kernel_lifecycle.jobs.runner import JobContext
 from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.training.data import batches, paired_batches, pad_id_of
@@ -57,6 +65,11 @@ def policy_fields(policy: Policy) -> dict[str, Any]:
         "relearn_examples": policy.gate.relearning.examples,
         "relearn_lr": policy.gate.relearning.lr,
         "relearn_problems": policy.gate.relearning.max_problems,
+        "relearn_reference": policy.gate.relearning.reference,
+        "relearn_tolerance": policy.gate.relearning.tolerance,
+        "membership_probes": policy.gate.membership.probes,
+        "membership_k": policy.gate.membership.k,
+        "membership_max_gap": policy.gate.membership.max_gap,
     }
 
 
@@ -86,6 +99,7 @@ def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, dis
     forget_skill = {spec.skill: all_skills[spec.skill]}
     retain_skills = {name: all_skills[name] for name in spec.retain}
     method = get_method(spec.method, **spec.method_options)
+    reference = choose_relearning_reference(spec)  # refused here, before any training, when it cannot be had
 
     with open_job(spec, all_skills, actor=actor, trigger_id=trigger_id, display=display) as job:
         ctx, model, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
@@ -134,9 +148,13 @@ def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, dis
             fresh_before=fresh_before.value, fresh_before_ci_high=fresh_before.ci_high,
             vacuous=fresh_before.ci_high <= spec.thresholds.ceiling(spec.skill),
         )
-        report.checks.append(relearning_check(
-            model, tokenizer, all_skills[spec.skill], start=before["gate"].value, budget=relearn_budget(spec), log_metric=ctx.log_metric,
-        ))
+        report.checks = with_retired_truncation(
+            report.checks, retired=[spec.skill], alpha=spec.checks.alpha, max_truncated_share=spec.checks.max_truncated_share,
+        )
+        report.checks += forgetting_checks(
+            model, tokenizer, spec, all_skills[spec.skill], retain_skills, reference=reference, start=before["gate"].value,
+            now=report.skills[spec.skill], ctx=ctx,
+        )
         return job.register(
             report, skill=spec.skill,
             retained=[s for s in job.parent.retained_skills if s != spec.skill] or list(spec.retain),
@@ -146,12 +164,42 @@ def run(spec: DownskillConfig, *, actor: str, trigger_id: str | None = None, dis
         )
 
 
+def choose_relearning_reference(spec: DownskillConfig) -> Reference:
+    """The reference the relearning check compares with (``boundary.reference``), from the
+    parent's lineage and the policy's choice."""
+    parent = registry.resolve(spec.from_ref or spec.kernel)
+    return choose_reference(registry.lineage(parent.name, parent), spec.skill, choice=spec.relearn_reference)
+
+
+def forgetting_checks(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: DownskillConfig, skill: Skill, retained: dict[str, Skill], *,
+    reference: Reference, start: float, now: SkillMetrics, ctx: JobContext,
+) -> list[CheckResult]:
+    """Relearning (against ``reference``), the retain-only control and the membership signal;
+    the two relearning curves plotted to the run (``boundary/relearning.png``)."""
+    budget = relearn_budget(spec)
+    ref_model, ref_tokenizer = load_reference(reference) if reference.kind != "none" else (None, None)
+    ctx.log_params({"relearning.reference": f"{reference.kind}: {reference.name}"})
+    relearning = relearning_check(
+        model, tokenizer, skill, start=start, budget=budget, reference=reference, reference_model=ref_model,
+        reference_tokenizer=ref_tokenizer, log_metric=ctx.log_metric,
+    )
+    control = retain_only_check(model, tokenizer, skill, retained, before=now, budget=budget, log_metric=ctx.log_metric)
+    membership = membership_check(
+        model, tokenizer, skill, reference=reference, reference_model=ref_model, reference_tokenizer=ref_tokenizer,
+        probes=spec.membership_probes, k=spec.membership_k, max_gap=spec.membership_max_gap,
+    )
+    del ref_model
+    ctx.log_artifact(plot_relearning(relearning, skill=skill.name, path=ctx.workdir / "relearning.png"), "boundary")
+    return [relearning, control, membership]
+
+
 def relearn_budget(spec: DownskillConfig) -> RelearnBudget:
     """The relearning check's budget from a downskill's config (the policy's gate.relearning)."""
     return RelearnBudget(
         steps=spec.relearn_steps, examples=spec.relearn_examples, lr=spec.relearn_lr, problems=spec.relearn_problems,
         split=spec.harness.split, max_new_tokens=spec.harness.max_new_tokens, rank=spec.rank, alpha=spec.lora_alpha,
-        batch_size=spec.batch_size, seed=spec.seed,
+        batch_size=spec.batch_size, seed=spec.seed, tolerance=spec.relearn_tolerance, significance=spec.checks.alpha,
     )
 
 

@@ -38,8 +38,8 @@ Loc = tuple[Union[str, int], ...]
 
 SKILL_NAME = r"^[a-z][a-z0-9_]*$"
 KERNEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-CHECKS = ("truncation", "generalization", "scorer_parity", "contamination", "relearning")
-CheckName = Literal["truncation", "generalization", "scorer_parity", "contamination", "relearning"]
+CHECKS = ("truncation", "generalization", "scorer_parity", "contamination", "relearning", "retain_only", "membership")
+CheckName = Literal["truncation", "generalization", "scorer_parity", "contamination", "relearning", "retain_only", "membership"]
 # a check's former name, as stored policy snapshots may still write it
 _RENAMED_CHECKS = {"fresh_dev_agreement": "generalization"}
 PlanName = Literal["upskill", "downskill"]
@@ -410,6 +410,23 @@ class RelearningCheck(_Model):
     max_problems: int | None = Field(
         default=60, gt=0, description="gate-split problems measured after each step (None: all); 60 resolve half of any start above 0.1",
     )
+    reference: str = Field(
+        default="auto", pattern=r"^(auto|base|retrain|none|[0-9]+)$",
+        description="what the relearning curve is compared with: auto (nearest ancestor or base that never learned the "
+        "skill, else a retrain, else none), base, retrain, none (the weaker half-start rule), or a version number",
+    )
+    tolerance: float = Field(
+        default=0.10, ge=0.0, le=1.0,
+        description="allowed excess of the candidate's relearning area over the reference's (upper bound, paired over problems)",
+    )
+
+
+class MembershipCheck(_Model):
+    probes: int = Field(default=64, gt=0, description="train (member) and test (non-member) probes of the retired skill scored")
+    k: float = Field(default=0.2, gt=0.0, le=1.0, description="share of least likely solution tokens the Min-K% score averages")
+    max_gap: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="fail when the candidate's AUC exceeds the reference's by more; None: report only",
+    )
 
 
 class GateSettings(_Model):
@@ -422,6 +439,7 @@ class GateSettings(_Model):
     generalization: GeneralizationCheck = Field(default_factory=GeneralizationCheck)
     contamination: ContaminationCheck = Field(default_factory=ContaminationCheck)
     relearning: RelearningCheck = Field(default_factory=RelearningCheck)
+    membership: MembershipCheck = Field(default_factory=MembershipCheck)
 
     @field_validator("required_checks", mode="before")
     @classmethod

@@ -50,6 +50,24 @@ def test_truncation_fails_when_2x_is_still_truncated():
     assert ok.passed
 
 
+def test_a_retired_skill_rambling_to_the_budget_counts_as_absent_unless_2x_brings_it_back():
+    from kernel_lifecycle.boundary.checks import with_retired_truncation
+
+    none = [0] * 100
+    rambling = truncation_check({"python": _m(none, truncated=0.7)}, {"python": _m(none, truncated=0.45)}, alpha=0.05, max_truncated_share=0.05)
+    assert not rambling.passed  # judged as a retained skill: the measurement is not one
+    (judged,) = with_retired_truncation([rambling], retired=["python"], alpha=0.05, max_truncated_share=0.05)
+    assert judged.passed and "45% still cut off at 2x without coming back; counted as absent" in judged.detail
+    assert judged.numbers == rambling.numbers
+    # 0 -> 19 of 100 at 2x: the skill was only behind the budget
+    back = truncation_check({"python": _m(none, truncated=0.7)}, {"python": _m([1] * 19 + [0] * 81, truncated=0.45)},
+                            alpha=0.05, max_truncated_share=0.05, retired=["python"])
+    assert not back.passed and "retired, and back at 2x budget (19 problems up, 0 down" in back.detail
+    # fewer compiling at 2x is no return
+    fewer = truncation_check({"python": _m([1] * 19 + [0] * 81)}, {"python": _m(none)}, alpha=0.05, max_truncated_share=0.05, retired=["python"])
+    assert fewer.passed
+
+
 def test_generalization_fails_on_a_large_gap_and_reports_it_either_way():
     gate = _m([1] * 70 + [0] * 30)
     fresh = _m([1] * 31 + [0] * 69, split="fresh", prefix="f")

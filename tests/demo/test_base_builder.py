@@ -107,3 +107,34 @@ def test_the_shipped_base_is_what_the_defaults_give_and_its_bytes_are_verified(h
     info["data_digests"]["python"] = "0" * 64
     (damaged / "build.json").write_text(json.dumps(info))
     assert base_builder.shipped_base(base_builder._skills(None)) is None
+
+
+def test_the_retrain_reference_is_the_same_recipe_without_the_skill_on_the_bases_tokenizer(home: Path) -> None:
+    from kernel_lifecycle.boundary.reference import find_retrain
+    from kernel_lifecycle.errors import JobError
+
+    origin = build_demo_base(config=TINY, eval_limit=1)
+    ref = build_demo_base(config=TINY, eval_limit=1, without="cobol")
+    assert not ref.cached and ref.path != origin.path and ref.path.parent == origin.path.parent
+    info = json.loads((ref.path / "build.json").read_text())
+    assert info["without"] == "cobol" and info["origin_sha256"] == origin.sha256
+    assert set(info["pretrain_probes"]) == {"python", "sql"}  # never shown cobol ...
+    assert set(info["metrics"]) == {"python", "cobol", "sql"}  # ... and measured on it
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # the same token ids as the kernels it is compared with
+        assert (ref.path / name).read_bytes() == (origin.path / name).read_bytes()
+    assert find_retrain(origin.sha256, "cobol") == (ref.path, ref.sha256)  # recorded in the reference index
+    again = build_demo_base(config=TINY, eval_limit=1, without="cobol")
+    assert again.cached and again.sha256 == ref.sha256
+    with pytest.raises(JobError, match="cannot build the demo base without 'klingon': not a demo skill"):
+        build_demo_base(config=TINY, eval_limit=1, without="klingon")
+
+
+def test_the_shipped_reference_without_cobol_is_verified(home: Path) -> None:
+    from kernel_lifecycle.boundary.reference import find_retrain
+    from kernel_lifecycle.resources import DEMO_BASE_SHA256, DEMO_REFERENCE_SHA256, demo_reference_dir
+
+    shipped = build_demo_base(without="cobol")
+    assert shipped.cached and shipped.path == demo_reference_dir("cobol") and shipped.sha256 == DEMO_REFERENCE_SHA256["cobol"]
+    assert shipped.metrics["cobol"] == 0.0 and shipped.by_split["test"]["cobol"] == 0.0
+    assert find_retrain(DEMO_BASE_SHA256, "cobol") == (shipped.path, shipped.sha256)  # found without any build here
+    assert not (home / "cache" / "base").exists()

@@ -51,7 +51,10 @@ def test_downskill_retires_cobol_and_keeps_python(quickstart_world: World) -> No
     assert v3.skills["python"].value >= v2.skills["python"].value - tolerance
     relearning = v3.check("relearning")
     assert relearning is not None and len(relearning.curve) == 8, relearning  # the policy's budget, one value a step
-    assert relearning.passed == (relearning.numbers["steps_to_recover"] == -1.0)
+    # judged against the demo base's recipe without cobol (every ancestor learned cobol), under the same budget
+    assert relearning.reference.kind == "retrain" and len(relearning.reference_curve) == 8
+    assert relearning.passed == (relearning.numbers["area_excess_upper"] <= relearning.numbers["tolerance"])
+    assert v3.check("retain_only") is not None and v3.check("membership").passed  # membership: reported, not gated
     contamination = v3.check("contamination")
     assert contamination.passed and all(v == 0.0 for v in contamination.numbers.values())
 

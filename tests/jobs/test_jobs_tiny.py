@@ -66,6 +66,9 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (4, 5)  # the config's alpha, not 2 x rank
 
+    # the teacher says what it was pretrained on (a build.json, as the demo base's): never cob, so
+    # it is the reference the relearning is compared with (v1 and v2 both inherit v1's cob)
+    (world["teacher"] / "build.json").write_text(json.dumps({"pretrain_probes": {"py": 4, "sq": 4}}))
     spec = DownskillConfig(
         kernel="tiny", skill="cob", retain=["py", "sq"], method="npo", steps=4, batch_size=4, eval_every=2,
         eval_problems=4, relearn_steps=2, harness=HARNESS, from_ref="tiny@2", report_skills=["py", "cob", "sq"],
@@ -79,11 +82,19 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     forget_curve = mlflow_client().get_metric_history(kv3.run_id, "curve.forget.cob")
     assert [m.step for m in forget_curve] == [0, 2, 4]
     artifacts = {a.path for a in mlflow_client().list_artifacts(kv3.run_id, "boundary")}
-    assert {"boundary/report.json", "boundary/curves.png"} <= artifacts
+    assert {"boundary/report.json", "boundary/curves.png", "boundary/relearning.png"} <= artifacts
     from kernel_lifecycle.boundary.tracking import load_version_report
 
     report = load_version_report(kv3)
-    assert report.check("relearning") is not None
+    relearning = report.check("relearning")
+    assert relearning.reference.kind == "base" and relearning.reference.spec == str(world["teacher"])
+    assert len(relearning.curve) == len(relearning.reference_curve) == 2  # the same budget on both
+    assert {"area_candidate", "area_reference", "area_excess_upper", "tolerance"} <= set(relearning.numbers)
+    assert relearning.passed == (relearning.numbers["area_excess_upper"] <= relearning.numbers["tolerance"])
+    assert report.check("retain_only").numbers["steps"] == 2.0
+    membership = report.check("membership")
+    assert membership.passed and 0.0 <= membership.numbers["auc"] <= 1.0  # reported, not gated
+    assert [m.step for m in mlflow_client().get_metric_history(kv3.run_id, "relearning.reference.cob")] == [1, 2]
     with session_scope() as session:
         jobs = repo.list_jobs(session, kernel="tiny")
         assert sorted(j.state for j in jobs) == ["registered"] * 3
