@@ -88,7 +88,12 @@ class JobEvent(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which kernel version, when and why; refused attempts included."""
+    """Who did what to which kernel version, when and why; refused attempts included.
+
+    Append-only: the database refuses UPDATE and DELETE (migration 0003). ``principal`` is the
+    identity the lifecycle service verified (team mode); NULL where the actor was only typed or
+    defaulted (embedded mode, where a local store trusts its one user).
+    """
 
     __tablename__ = "kl_audit_events"
     __table_args__ = (Index("ix_kl_audit_events_kernel_at", "kernel", "at"),)
@@ -96,6 +101,7 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str | None] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))  # alias_set, rollback, promote, approve, ...
     outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused
     kernel: Mapped[str] = mapped_column(String(200))
@@ -155,6 +161,8 @@ class GateDecisionRow(Base):
 
 
 class Approval(Base):
+    """One approver's approval of one version; append-only like the audit (migration 0003)."""
+
     __tablename__ = "kl_approvals"
     __table_args__ = (UniqueConstraint("kernel", "version", "approver"),)
 

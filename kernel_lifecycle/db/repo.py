@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -145,6 +148,25 @@ def fail_orphaned_jobs(session: Session, *, reason: str = ORPHANED) -> list[Job]
 
 # ---- audit ------------------------------------------------------------------------------------
 
+# The principal the lifecycle service verified for the request being handled (team mode); every
+# audit row written meanwhile carries it. None in embedded mode: the actor there is only typed.
+_PRINCIPAL: ContextVar[str | None] = ContextVar("kl_principal", default=None)
+
+
+@contextmanager
+def acting_as(principal: str) -> Iterator[str]:
+    """Within this block, audit rows record ``principal`` as the authenticated identity."""
+    token = _PRINCIPAL.set(principal)
+    try:
+        yield principal
+    finally:
+        _PRINCIPAL.reset(token)
+
+
+def current_principal() -> str | None:
+    return _PRINCIPAL.get()
+
+
 
 def record_audit(
     session: Session,
@@ -162,6 +184,7 @@ def record_audit(
 ) -> AuditEvent:
     event = AuditEvent(
         actor=actor,
+        principal=_PRINCIPAL.get(),
         action=action,
         kernel=kernel,
         version=version,
@@ -186,6 +209,19 @@ def list_audit(
     if actions:
         query = query.where(AuditEvent.action.in_(actions))
     return list(session.scalars(query))
+
+
+def submitter_of(session: Session, *, kernel: str, version: str) -> str | None:
+    """Who submitted the job that made ``kernel@version``: the actor of the audit row that first
+    pointed ``candidate`` at it (a job's last step); None for a version no job made."""
+    return session.scalars(
+        select(AuditEvent.actor)
+        .where(
+            AuditEvent.kernel == kernel, AuditEvent.alias == "candidate", AuditEvent.to_version == version,
+            AuditEvent.outcome == "ok",
+        )
+        .order_by(AuditEvent.id)
+    ).first()
 
 
 # ---- aliases ----------------------------------------------------------------------------------
