@@ -7,7 +7,8 @@
 - ``promote`` moves ``champion`` only if the latest gate passed against the *current* champion
   and the policy's approvals are met; the alias move and its audit row commit together, and a
   compare-and-set on the champion makes concurrent promotions have one winner. Every attempt,
-  refused ones included, leaves an audit row.
+  refused ones included, leaves an audit row. Two-person rule: the submitter of the job that made
+  the version cannot be its only approval unless the policy allows it.
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ def _promote(kernel: str, version: str, *, actor: str, reason: str | None, autom
             if len(got) < approvals.required:
                 raise RefusedError(
                     f"{kernel}@{version} has {len(got)} of {approvals.required} required approvals; "
-                    f"`kernel-lifecycle approve {kernel} {version} --actor NAME`"
+                    f"`kernel-lifecycle approve {kernel} {version}` by another approver"
                 )
+            _two_person_rule(session, kernel, kv.version, got, allow_self=approvals.allow_self_approval)
         previous = aliases.move_alias(
             session,
             name=kernel,
@@ -178,6 +180,19 @@ def _promote(kernel: str, version: str, *, actor: str, reason: str | None, autom
             details={"gate_id": gate.id, "policy_sha256": active.sha256, "automatic": automatic},
         )
     return {"kernel": kernel, "champion": kv.version, "previous": previous, "actor": actor}
+
+
+def _two_person_rule(session, kernel: str, version: str, approvers: set[str], *, allow_self: bool) -> None:  # noqa: ANN001
+    """The person who submitted the job that made a version cannot be its only approval (unless the
+    policy's ``approvals.allow_self_approval`` says so)."""
+    if allow_self or not approvers:
+        return
+    submitter = repo.submitter_of(session, kernel=kernel, version=version)
+    if submitter is not None and approvers == {submitter}:
+        raise RefusedError(
+            f"{kernel}@{version}'s only approval is from {submitter}, who submitted the job that made it; "
+            "another approver must approve it (two-person rule; the policy's approvals.allow_self_approval lifts it)"
+        )
 
 
 def _first_failure(decision: dict) -> str:

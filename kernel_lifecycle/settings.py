@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # weaker choice for machines without it (rlimits and a process group only).
     sandbox: str = "bwrap"
     actor: str | None = None
+    # team mode: the lifecycle service (`kernel-lifecycle serve`) that runs every deciding action
+    # under the principal MLflow's user store proves; set, the CLI sends those actions there and
+    # refuses --actor
+    api_url: str | None = None
     # a folder of skill folders (skill.json + <split>.jsonl for train/dev/test/fresh/relearn; a missing
     # split is empty); default: the demo skills
     skills_dir: Path | None = None

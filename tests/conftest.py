@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,15 +74,13 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture
-def postgres_url(postgres_available: bool) -> Iterator[str]:
-    """A throw-away PostgreSQL database for one test."""
-    if not postgres_available:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+@contextmanager
+def postgres_database(prefix: str = "kl_test") -> Iterator[str]:
+    """A throw-away PostgreSQL database on the test server: its URL, dropped afterwards."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    name = f"kl_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _postgres_admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -91,6 +90,15 @@ def postgres_url(postgres_available: bool) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_available: bool) -> Iterator[str]:
+    """A throw-away PostgreSQL database for one test."""
+    if not postgres_available:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 
-GROUPS = ("db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "guard", "ui", "quickstart", "skills")
+GROUPS = ("db", "kernels", "boundary", "jobs", "policies", "decisions", "scheduler", "guard", "service", "ui", "quickstart", "skills")
 
 
 def _register() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
+from kernel_lifecycle.cli.common import ActorOption, JsonOption, decide
 from kernel_lifecycle.cli.output import console, print_json, print_table
 
 
@@ -37,12 +37,11 @@ def approve(
     json_out: bool = JsonOption,
 ) -> None:
     """Approve a gated version for promotion (only the policy's approvers may)."""
-    from kernel_lifecycle.promotion import approve as do_approve
-
-    who = actor or default_actor()
-    count = do_approve(kernel, version, approver=who, note=note)
-    result = {"kernel": kernel, "version": version, "approver": who, "approvals": count}
-    print_json(result) if json_out else console.print(f"{who} approved {kernel}@{version} ({count} approval(s))")
+    result = decide("approve", {"kernel": kernel, "version": version, "note": note}, actor=actor)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"{result['approver']} approved {kernel}@{version} ({result['approvals']} approval(s))")
 
 
 def promote(
@@ -53,9 +52,7 @@ def promote(
     json_out: bool = JsonOption,
 ) -> None:
     """Make a version champion: needs a passed gate against the current champion and approvals."""
-    from kernel_lifecycle.promotion import promote as do_promote
-
-    result = do_promote(kernel, version, actor=actor or default_actor(), reason=reason)
+    result = decide("promote", {"kernel": kernel, "version": version, "reason": reason}, actor=actor)
     if json_out:
         print_json(result)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kernel_lifecycle.cli.common import JsonOption
+from kernel_lifecycle.cli.common import JsonOption, decide, serve_until_interrupted
 from kernel_lifecycle.cli.output import console, print_json, print_table
 
 app = typer.Typer(help="Find and revert alias moves made outside the lifecycle (MLflow UI, REST, raw client).", no_args_is_help=True)
@@ -20,25 +20,24 @@ def check(
     kernel: list[str] = typer.Option(None, "--kernel", help="Only these kernels (default: every managed kernel)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Compare every managed kernel's MLflow aliases with the audited targets. Exit 1 while drift remains."""
-    from kernel_lifecycle.guard.aliases import check as run_check
-
-    result = run_check(do_repair=repair, kernels=kernel or None)
+    """Compare every managed kernel's MLflow aliases with the audited targets. Exit 1 while drift remains.
+    In team mode the lifecycle service checks (and repairs) it, recording who asked."""
+    result = decide("guard_check", {"repair": repair, "kernels": kernel or None}, actor=None)
     if json_out:
-        print_json(result.as_dict())
-    elif not result.drift:
+        print_json(result)
+    elif not result["drift"]:
         console.print("consistent: every managed alias is where the audit says", highlight=False)
     else:
-        repaired = set(result.repaired)
+        repaired = result["repaired"]
         print_table(
             "alias drift",
             ["kernel", "alias", "MLflow", "audited", "state"],
             (
-                (d.kernel, d.alias, _version(d.mlflow_version), _version(d.audited_version), "reverted" if d in repaired else "drift")
-                for d in result.drift
+                (d["kernel"], d["alias"], _version(d["mlflow_version"]), _version(d["audited_version"]), "reverted" if d in repaired else "drift")
+                for d in result["drift"]
             ),
         )
-    if not result.consistent:
+    if not result["consistent"]:
         raise typer.Exit(code=1)
 
 
@@ -62,12 +61,7 @@ def serve(
 
     client().search_registered_models(max_results=1)
     console.print(f"guard listening on http://{host}:{server.server_address[1]}/ (GET /health)", highlight=False)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
 
 
 @app.command()

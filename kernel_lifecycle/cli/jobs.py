@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
+from kernel_lifecycle.cli.common import ActorOption, JsonOption, decide
 from kernel_lifecycle.cli.output import console, display, print_json, print_table
 
 jobs_app = typer.Typer(help="Jobs that change kernels, and their history.", no_args_is_help=True)
@@ -36,44 +36,26 @@ def build_base(
             console.print(f"  {skill}: dev {value:.3f}{others}")
 
 
-def _result(kv, json_out: bool) -> None:  # noqa: ANN001
+def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool = False, **overrides) -> None:  # noqa: ANN003
+    """Submit a job: in team mode to the lifecycle service (it runs the job as your principal and
+    answers when the version is registered), else here."""
+    body = {"kind": kind, "kernel": kernel, "overrides": {k: v for k, v in overrides.items() if v is not None}, "detach": detach}
+    def here(who: str) -> dict:
+        from kernel_lifecycle.service.actions import Caller
+        from kernel_lifecycle.service.jobs import job_submit
+
+        return job_submit(body, Caller(who, False, display(not json_out)))
+
+    done = decide("job_submit", body, actor=actor, here=here)
     if json_out:
-        print_json(kv.as_dict())
+        print_json(done)
+    elif detach:
+        console.print(f"submitted Ray job {done['executor_ref']}; `kernel-lifecycle jobs list` shows its job once it starts")
     else:
-        console.print(f"registered {kv.name} version {kv.version} as candidate (job {kv.tags.get('kernel.job_id', '')[:12]})")
-
-
-def _policy_of(kernel: str, *, required: bool):  # noqa: ANN202
-    from kernel_lifecycle.errors import NotFoundError
-    from kernel_lifecycle.policy.active import active_policy
-
-    try:
-        active = active_policy(kernel)
-    except NotFoundError:
-        if required:
-            raise
-        return None, None  # a kernel may be distilled before its policy is applied
-    return active.policy, active.sha256
+        console.print(f"registered {done['name']} version {done['version']} as candidate (job {done['tags'].get('kernel.job_id', '')[:12]})")
 
 
 DetachOption = typer.Option(False, "--detach", help="With KL_EXECUTOR=ray and KL_RAY_ADDRESS: submit a Ray job and return at once.")
-
-
-def _run(kind: str, kernel: str, actor: str | None, json_out: bool, detach: bool = False, **overrides) -> None:  # noqa: ANN003
-    from kernel_lifecycle.jobs.payloads import plan_resources, submit_job
-    from kernel_lifecycle.jobs.recipes import from_policy
-
-    policy, sha = _policy_of(kernel, required=kind not in ("adapt", "distill"))
-    config = from_policy(kind, policy, sha, kernel=kernel, **overrides)
-    done = submit_job(config, actor=actor or default_actor(), display=display(not json_out),
-                      resources=plan_resources(policy, kind), detach=detach)
-    if detach:
-        if json_out:
-            print_json({"executor": done.executor, "executor_ref": done.ref, "detached": True})
-        else:
-            console.print(f"submitted Ray job {done.ref}; `kernel-lifecycle jobs list` shows its job once it starts")
-        return
-    _result(done, json_out)
 
 
 @jobs_app.command()
@@ -174,6 +156,19 @@ def show(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enou
         return
     print_table(f"job {data['id']}", ["field", "value"], [(k, v) for k, v in data.items() if k not in ("events", "params")])
     print_table("state changes", ["at", "from", "to", "message"], ((e["at"], e["from"], e["to"], e["message"]) for e in data["events"]))
+
+
+@jobs_app.command()
+def unregistered(delete: bool = typer.Option(False, "--delete", help="Delete them from MLflow."), json_out: bool = JsonOption) -> None:
+    """MLflow versions whose job failed or was cancelled after creating them (a store lost mid-registration)."""
+    from kernel_lifecycle.jobs.runner import unregistered_versions
+
+    rows = unregistered_versions(delete=delete)
+    if json_out:
+        print_json(rows)
+        return
+    print_table("versions of jobs that did not register them" + (" (deleted)" if delete else ""),
+                ["kernel", "version", "job", "job state"], ((r["kernel"], r["version"], r["job_id"][:12], r["job_state"]) for r in rows))
 
 
 def _job_dict(job) -> dict:  # noqa: ANN001

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kernel_lifecycle.cli.common import ActorOption, JsonOption, default_actor
+from kernel_lifecycle.cli.common import ActorOption, JsonOption, decide
 from kernel_lifecycle.cli.output import console, print_json, print_table
 
 app = typer.Typer(help="Kernels and their versions in the MLflow registry.", no_args_is_help=True)
@@ -149,17 +149,11 @@ def rollback(
     json_out: bool = JsonOption,
 ) -> None:
     """Move `champion` back to an earlier version; audited with actor, from, to and reason."""
-    from kernel_lifecycle.db.engine import session_scope
-    from kernel_lifecycle.aliases import rollback as do_rollback
-
-    who = actor or default_actor()
-    with session_scope() as session:
-        previous = do_rollback(session, name=name, to_version=to_version, actor=who, reason=reason)
-    result = {"kernel": name, "alias": "champion", "from": previous, "to": to_version, "actor": who}
+    result = decide("rollback", {"kernel": name, "to_version": to_version, "reason": reason}, actor=actor)
     if json_out:
         print_json(result)
     else:
-        console.print(f"{name}: champion v{previous} -> v{to_version} (by {who}: {reason})")
+        console.print(f"{name}: champion v{result['from']} -> v{result['to']} (by {result['actor']}: {reason})")
 
 
 @app.command()
@@ -169,38 +163,18 @@ def audit(
     reverted: bool = typer.Option(False, "--reverted", help="Only the moves the guard reverted (alias_reverted, tag_reverted)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """The audit trail: who did what to which version, when and why; the guard's reverts included."""
-    from kernel_lifecycle.db import repo
-    from kernel_lifecycle.db.engine import session_scope
-    from kernel_lifecycle.guard.aliases import REVERTED
-    from kernel_lifecycle.guard.tags import TAG_REVERTED
-
-    with session_scope() as session:
-        rows = [
-            {
-                "id": e.id,
-                "at": e.at,
-                "actor": e.actor,
-                "action": e.action,
-                "outcome": e.outcome,
-                "kernel": e.kernel,
-                "version": e.version,
-                "alias": e.alias,
-                "from": e.from_version,
-                "to": e.to_version,
-                "reason": e.reason,
-                "details": e.details,
-            }
-            for e in repo.list_audit(session, kernel=name, limit=limit, actions=(REVERTED, TAG_REVERTED) if reverted else None)
-        ]
+    """The audit trail: who did what to which version, when and why; the guard's reverts included.
+    `principal` is the identity the lifecycle service verified (team mode); empty where the actor
+    was only typed (embedded mode)."""
+    rows = decide("audit", {"kernel": name, "limit": limit, "reverted": reverted}, actor=None)["rows"]
     if json_out:
         print_json(rows)
         return
     print_table(
         "audit",
-        ["at", "actor", "action", "outcome", "kernel", "alias", "from", "to", "reason"],
+        ["at", "actor", "principal", "action", "outcome", "kernel", "alias", "from", "to", "reason"],
         (
-            (r["at"], r["actor"], _action(r), r["outcome"], r["kernel"], r["alias"], r["from"], r["to"], r["reason"])
+            (r["at"], r["actor"], r["principal"] or "", _action(r), r["outcome"], r["kernel"], r["alias"], r["from"], r["to"], r["reason"])
             for r in rows
         ),
     )

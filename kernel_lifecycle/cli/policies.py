@@ -144,15 +144,15 @@ def _when(policy, trigger) -> str:  # noqa: ANN001
 @policies_app.command("apply")
 def apply(
     path: Path = typer.Argument(..., help="The policy file to make active for its kernel."),
-    actor: str = typer.Option(None, "--actor", help="Who applies it (default: KL_ACTOR or $USER)."),
+    actor: str = typer.Option(None, "--actor", help="Who applies it, in embedded mode (default: KL_ACTOR or $USER); refused in team mode."),
     json_out: bool = JsonOption,
 ) -> None:
     """Validate a policy and record it (content + sha256) as its kernel's active policy."""
-    from kernel_lifecycle.cli.common import default_actor
+    from kernel_lifecycle.cli.common import decide
     from kernel_lifecycle.policy.loader import load_policy
-    from kernel_lifecycle.policy_apply import apply_policy
 
-    result = apply_policy(load_policy(path), actor=actor or default_actor())
+    loaded = load_policy(path)  # validated here first: an invalid file never travels
+    result = decide("policy_apply", {"path": str(path), "content": loaded.content.decode("utf-8")}, actor=actor)
     if json_out:
         print_json(result)
     else:

@@ -459,6 +459,9 @@ class Approvals(_Model):
     approvers: list[str] = Field(min_length=1, description="who may approve and promote to champion")
     required: int = Field(default=1, ge=0)
     auto_promote: bool = Field(default=False, description="the scheduler may promote when the gate passes")
+    allow_self_approval: bool = Field(
+        default=False, description="the submitter of the job that made a version may be its only approval (two-person rule off)"
+    )
 
 
 # ---- the policy --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.settings import get_settings
 from tests.factories import make_bundle, make_tiny_base
 from tests.registry.team_server import REPO, team_server, wait_healthy
+from tests.servers import basic_auth_env
 
 KERNEL = "demo-kernel"
 REVERT_DEADLINE = 10.0  # the issue's bar: an admin's move is put back within 10 s
@@ -34,27 +35,10 @@ USERS = {name: secrets.token_urlsafe(16) for name in ("admin", "kl-service", "al
 def auth_server(tmp_path_factory: pytest.TempPathFactory, postgres_available: bool) -> Iterator[str]:
     if not postgres_available:
         pytest.skip("team mode needs PostgreSQL")
-    from cryptography.fernet import Fernet
-
     from tests.conftest import POSTGRES_URL
 
     root = tmp_path_factory.mktemp("auth-server")
-    ini = (REPO / "registry" / "basic_auth.ini").read_text().replace(
-        "postgresql://postgres@127.0.0.1:5432/mlflow_auth", f"sqlite:///{root / 'auth.db'}"
-    )
-    (root / "basic_auth.ini").write_text(ini)
-    env = {
-        "MLFLOW_APP_NAME": "basic-auth",
-        "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": USERS["admin"],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # basic-auth's CSRF protection
-        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        # loopback delivery: MLflow sends webhooks to https and public addresses only by default
-        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-    }
-    for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        env[var] = ""
+    env = basic_auth_env(root, USERS["admin"])
     global SERVER_LOG
     SERVER_LOG = root / "server.log"
     try:
