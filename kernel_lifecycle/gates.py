@@ -126,6 +126,15 @@ def needs_reevaluation(candidate: BoundaryReport, champion: BoundaryReport | Non
     return champion is not None and champion.harness_hash != candidate.harness_hash
 
 
+def changed_gate_splits(candidate: BoundaryReport, champion: BoundaryReport | None) -> list[str]:
+    """Skills whose gate-split probe file differs between the two reports (both recorded): their
+    numbers were measured on different problems and must never be compared."""
+    if champion is None or champion.gate_split != candidate.gate_split:
+        return []
+    return [name for name in sorted(set(candidate.skills) & set(champion.skills))
+            if None not in (a := candidate.gate_digest(name), b := champion.gate_digest(name)) and a != b]
+
+
 # ---- paired statistics --------------------------------------------------------------------------
 
 
@@ -286,7 +295,16 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
     reasons.append(_harness_reason(candidate, policy))
 
     comparable = champion is not None and champion.harness_hash == candidate.harness_hash
-    if champion is not None:
+    changed = changed_gate_splits(candidate, champion)
+    if changed:
+        comparable = False
+        reasons.append(GateReason(
+            rule="scorer_parity", passed=False,
+            message=f"the {candidate.gate_split} split of {', '.join(changed)} changed since the champion v{champion.version} "  # type: ignore[union-attr]
+            f"was measured: re-measure the champion on today's splits (kernel-lifecycle boundary inventory "
+            f"{candidate.kernel}@{champion.version} --remeasure), then gate again",  # type: ignore[union-attr]
+        ))
+    elif champion is not None:
         reasons.append(
             GateReason(
                 rule="scorer_parity",

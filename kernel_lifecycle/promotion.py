@@ -18,6 +18,7 @@ import json
 from kernel_lifecycle import aliases
 from kernel_lifecycle.boundary.inventory import evaluate_version
 from kernel_lifecycle.boundary.report import BoundaryReport
+from kernel_lifecycle.boundary.skills import skill_sources
 from kernel_lifecycle.boundary.tracking import load_version_report
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
@@ -50,7 +51,8 @@ def run_gate(kernel: str, version: str, *, reevaluate=None) -> dict:  # noqa: AN
         champion_kv = registry.get_version(kernel, champion_version)
         champion = load_version_report(champion_kv)
         if needs_reevaluation(candidate, champion):
-            champion = (reevaluate or _reevaluate)(champion_kv, candidate)
+            with skill_sources(active.policy.skills.sources()):  # the champion measured on the policy's packs
+                champion = (reevaluate or _reevaluate)(champion_kv, candidate)
     manifest = read_manifest(registry.fetch_bundle(candidate_kv))  # fetch_bundle verified every file
     decision = gate_version(candidate, champion, active.policy, manifest)
     return record_gate(candidate_kv, candidate, decision, champion_version=champion_version, active=active)

@@ -15,10 +15,10 @@ from kernel_lifecycle.boundary import checks, prompts
 from kernel_lifecycle.boundary.generation import Generation, generate
 from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
 from kernel_lifecycle.boundary.overlap import probe_text
-from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
+from kernel_lifecycle.boundary.report import COMPLETION_CHARS, BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
 from kernel_lifecycle.boundary.scorers import Sample
 from kernel_lifecycle.boundary.scorers.fanout import scorer_for
-from kernel_lifecycle.boundary.skills import Probe, Skill
+from kernel_lifecycle.boundary.skills import SPLITS, Probe, Skill
 from kernel_lifecycle.settings import get_settings
 
 
@@ -57,6 +57,8 @@ def _metrics(
                 c=sum(v.passed for v in judged),
                 truncated=sum(g.truncated for g in gens),
                 no_code=sum(v.no_code for v in judged),
+                result=judged[0].result if judged else "",
+                completion=gens[0].text[:COMPLETION_CHARS] if gens else "",
             )
         )
     value, low, high = rate_interval([(p.n, p.c) for p in problems], k=k)
@@ -248,4 +250,12 @@ def evaluate_kernel(
         fresh=fresh,
         gaps=gaps,
         checks=report_checks,
+        split_digests=split_digests(skills),
     )
+
+
+def split_digests(skills: Mapping[str, Skill]) -> dict[str, str]:
+    """``<skill>/<split>`` -> digest of every split file the skills have: the probe sets a report
+    stands on (and the MLflow dataset inputs of its run)."""
+    return {f"{name}/{split}": digest for name, skill in sorted(skills.items()) for split in SPLITS
+            if (digest := skill.digest(split))}

@@ -17,7 +17,7 @@ from kernel_lifecycle.boundary.metrics import describe_rate, paired_difference, 
 from kernel_lifecycle.boundary.plot import plot_inventory
 from kernel_lifecycle.boundary.report import BoundaryReport, HarnessConfig, SkillMetrics
 from kernel_lifecycle.boundary.skills import Skill, demo_skills, skills_named
-from kernel_lifecycle.boundary.tracking import load_version_report
+from kernel_lifecycle.boundary.tracking import load_version_report, log_report
 from kernel_lifecycle.display import SILENT, Display, ProgressLike
 from kernel_lifecycle.errors import NotFoundError
 from kernel_lifecycle.models.loading import LoadedKernel, load_kernel
@@ -75,6 +75,25 @@ def evaluate_version(kv: KernelVersion, harness: HarnessConfig) -> BoundaryRepor
         loaded.model, loaded.tokenizer, kernel=kv.name, version=kv.version, harness=harness,
         skills=skills_named(names),
     )
+
+
+def remeasure_version(ref: str, *, log: bool = True) -> tuple[BoundaryReport, BoundaryReport]:
+    """Re-measure a registered version on today's split files under the harness it was registered
+    with: (its registered report, the new one). ``log``: the new report goes on the version's run
+    under ``remeasure/`` (the registered report is never replaced: it is what its gate decided on)."""
+    kv = resolve(ref)
+    registered = load_version_report(kv)
+    report = evaluate_version(kv, registered.harness)
+    if log and kv.run_id:
+        log_report(report, run_id=kv.run_id, prefix="remeasure.", plot=False)
+    return registered, report
+
+
+def changed_splits(before: BoundaryReport, after: BoundaryReport) -> list[list[str]]:
+    """``<skill>/<split>``, digest before, digest after: the probe files that changed between two reports."""
+    old, new = before.split_digests or before.harness.probe_digests, after.split_digests or after.harness.probe_digests
+    return [[key, old.get(key, "-")[:12], new.get(key, "-")[:12]] for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
 
 
 def measure_version(

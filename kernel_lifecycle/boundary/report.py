@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+COMPLETION_CHARS = 2000  # of a probe's completion kept in the report (the per-probe table)
 GateSplit = Literal["dev", "test", "fresh"]
 SelectionSplit = Literal["dev", "test"]
 Split = Literal["train", "dev", "test", "fresh", "relearn"]
@@ -60,6 +61,9 @@ class ProblemResult(BaseModel):
     truncated: int = 0
     no_code: int = 0
     family: str = ""  # the template or concept the probe comes from ("" when the skill names none)
+    # the first sample's verdict line and completion (cut to COMPLETION_CHARS): the per-probe table
+    result: str = ""
+    completion: str = ""
 
 
 class SkillMetrics(BaseModel):
@@ -155,6 +159,9 @@ class BoundaryReport(BaseModel):
     gaps: dict[str, Gap] = Field(default_factory=dict)
     forgetting: dict[str, Forgetting] = Field(default_factory=dict)  # retired skills, by a downskill
     checks: list[CheckResult] = Field(default_factory=list)
+    # "<skill>/<split>" -> sha256 of every split file of every measured skill (Skill.digest): the
+    # probe sets this report stands on; a gate never compares two reports whose gate splits differ
+    split_digests: dict[str, str] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def summary(self) -> str:
@@ -169,6 +176,11 @@ class BoundaryReport(BaseModel):
                 part += f", gap {100 * g.gap:+.1f} pts [{100 * g.low:+.1f}, {100 * g.high:+.1f}]"
             parts.append(part)
         return "; ".join(parts)
+
+    def gate_digest(self, skill: str) -> str | None:
+        """The digest of ``skill``'s gate split this report was measured on (None: not recorded)."""
+        key = f"{skill}/{self.gate_split}"
+        return self.split_digests.get(key) or self.harness.probe_digests.get(key)
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)

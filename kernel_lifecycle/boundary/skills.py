@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -121,15 +123,34 @@ def skills_root() -> Path:
     return get_settings().skills_dir or DEMO_SKILLS_DIR
 
 
+# Skill packs a kernel's policy names (skill name -> pack folder), for the job, gate or inventory
+# running now: a context variable, so two kernels' jobs in one scheduler (threads) or one process
+# (one after the other) each read their own skills. Set with ``skill_sources``.
+_SOURCES: ContextVar[Mapping[str, Path]] = ContextVar("kl_skill_sources", default={})
+
+
+@contextmanager
+def skill_sources(packs: Mapping[str, str | Path]) -> Iterator[None]:
+    """Within this block, a skill named in ``packs`` is read from its pack folder (not from
+    ``KL_SKILLS_DIR`` or the demo skills)."""
+    token = _SOURCES.set({name: Path(path) for name, path in packs.items()})
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
+
+
 def demo_skills(root: Path | None = None) -> dict[str, Skill]:
-    """Every skill folder under ``root`` by name (default: ``skills_root()``)."""
+    """Every skill folder under ``root`` by name (default: ``skills_root()``, with the packs of
+    ``skill_sources`` over it)."""
+    packs = {} if root is not None else {name: load_skill(path) for name, path in _SOURCES.get().items()}
     root = root or skills_root()
     if not root.is_dir():
-        return {}
+        return packs
     return {
         skill.name: skill
         for skill in (load_skill(p) for p in sorted(root.iterdir()) if (p / "skill.json").exists())
-    }
+    } | packs
 
 
 def skills_named(names: Sequence[str], root: Path | None = None) -> dict[str, Skill]:

@@ -91,7 +91,67 @@ def log_report(
     for i in range(0, len(batch), 1000):
         mlflow_client.log_batch(run_id, metrics=batch[i : i + 1000])
     mlflow_client.set_tag(run_id, f"{prefix}boundary.harness_hash", report.harness_hash)
+    if not prefix:
+        log_split_inputs(run_id, report.split_digests)
+        log_probe_table(run_id, report)
     return run_id
+
+
+PROBES_TABLE = f"{REPORT_PATH}/probes.json"  # the per-probe table of a run's report (mlflow.log_table)
+PROBE_COLUMNS = ("skill", "split", "task_id", "family", "passed", "reason", "completion")
+
+
+def probe_rows(report: BoundaryReport) -> list[dict[str, object]]:
+    """One row per probe the report measured (gate split, then fresh): the first sample's verdict."""
+    measured = [*report.skills.values(), *(m for n, m in report.fresh.items() if m is not report.skills.get(n))]
+    return [
+        {"skill": m.skill, "split": m.split, "task_id": p.task_id, "family": p.family, "passed": p.c > 0,
+         "reason": p.result, "completion": p.completion}
+        for m in measured for p in m.problems
+    ]
+
+
+def log_probe_table(run_id: str, report: BoundaryReport) -> None:
+    """The per-probe table on the run (``boundary/probes.json``; the MLflow UI's artifact view and
+    evaluation tab read it, ``mlflow.load_table`` too)."""
+    import mlflow
+
+    rows = probe_rows(report)
+    if rows:
+        mlflow.log_table({c: [r[c] for r in rows] for c in PROBE_COLUMNS}, PROBES_TABLE, run_id=run_id)
+
+
+def load_probe_table(run_id: str) -> list[dict[str, object]]:
+    """The rows of a run's per-probe table; [] when it has none (a report logged before it existed)."""
+    import json
+
+    import mlflow.artifacts
+
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{PROBES_TABLE}")
+    except Exception:  # noqa: BLE001 - MLflow raises its own errors for a missing artifact
+        return []
+    table = json.loads(text)
+    return [dict(zip(table["columns"], row)) for row in table["data"]]
+
+
+def log_split_inputs(run_id: str, digests: Mapping[str, str]) -> None:
+    """Each ``<skill>/<split>`` digest as an MLflow dataset input of the run (context: the
+    split), unless the run already has that dataset (a job logs its train split itself)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    mlflow_client = client()
+    have = {(d.dataset.name, d.dataset.digest) for d in mlflow_client.get_run(run_id).inputs.dataset_inputs}
+    inputs = []
+    for key, digest in sorted(digests.items()):
+        # MetaDataset records identity (name, digest, what it is) without copying data
+        dataset = MetaDataset(source=CodeDatasetSource(tags={"skill_split": key, "sha256": digest}), name=key, digest=digest[:36])
+        if (key, dataset.digest) not in have:
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", key.rpartition("/")[2])]))
+    if inputs:
+        mlflow_client.log_inputs(run_id, datasets=inputs)
 
 
 def _numbers(metrics: SkillMetrics) -> dict[str, float]:

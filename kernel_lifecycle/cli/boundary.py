@@ -65,9 +65,13 @@ def inventory(
     by_family: bool = typer.Option(False, "--by-family", help="Break every skill down by problem family."),
     max_problems: int = typer.Option(50, "--max-problems", min=1, help="Probes per skill (the first N of the split)."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Generation budget per probe."),
+    remeasure: bool = typer.Option(False, "--remeasure", help="Re-measure the version on today's split files under the harness it was registered with (and log it on its run)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Evaluate every known skill on a kernel version (all checks); --diff shows per-skill changes."""
+    if remeasure:
+        _remeasure(ref, json_out)
+        return
     from kernel_lifecycle.boundary.inventory import (
         DIFF_COLUMNS,
         FAMILY_COLUMNS,
@@ -114,6 +118,33 @@ def inventory(
     for check in report.checks:
         mark = "[green]ok[/green]" if check.passed else "[red]FAILED[/red]"
         console.print(f"  {mark} {check.name}: {check.detail}", highlight=False)
+
+
+def _remeasure(ref: str, json_out: bool) -> None:
+    """``inventory --remeasure``: today's splits, the registered harness; the kernel's policy names its packs."""
+    from kernel_lifecycle.boundary.inventory import INVENTORY_COLUMNS, changed_splits, inventory_rows, remeasure_version, report_summary
+    from kernel_lifecycle.boundary.skills import skill_sources
+    from kernel_lifecycle.cli.output import console, print_json, print_table
+    from kernel_lifecycle.errors import NotFoundError
+    from kernel_lifecycle.policy.active import active_policy
+
+    try:
+        sources = active_policy(ref.partition("@")[0]).policy.skills.sources()
+    except NotFoundError:
+        sources = {}
+    with skill_sources(sources):
+        registered, report = remeasure_version(ref)
+    changed = changed_splits(registered, report)
+    if json_out:
+        print_json({"registered": report_summary(registered), "remeasured": report_summary(report),
+                    "changed_splits": [dict(zip(["split", "before", "after"], row)) for row in changed]})
+        return
+    print_table(f"{report.kernel}@{report.version} re-measured on today's splits (harness {report.harness_hash}; "
+                f"registered {registered.harness_hash})", INVENTORY_COLUMNS, inventory_rows(report))
+    if changed:
+        print_table("split files changed since it was registered", ["skill/split", "registered", "today"], changed)
+    else:
+        console.print("no split file changed since it was registered", highlight=False)
 
 
 @boundary_app.command("localize")

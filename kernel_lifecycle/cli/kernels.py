@@ -48,9 +48,18 @@ def list_(json_out: bool = JsonOption) -> None:
 
 
 @app.command()
-def show(ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@alias"), json_out: bool = JsonOption) -> None:
+def show(
+    ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@alias"),
+    probes: bool = typer.Option(False, "--probes", help="List every probe of the version's boundary report (its MLflow run's per-probe table)."),
+    failed: bool = typer.Option(False, "--failed", help="With --probes: only the probes that failed."),
+    json_out: bool = JsonOption,
+) -> None:
     """One kernel version with its lineage tags; a bare NAME lists its versions."""
     from kernel_lifecycle.registry.client import list_versions, resolve
+
+    if probes or failed:
+        _show_probes(resolve(ref if "@" in ref else f"{ref}@champion"), failed=failed, json_out=json_out)
+        return
 
     if "@" not in ref:
         versions = list_versions(ref)
@@ -91,6 +100,29 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@alias")
     )
     if kv.description:
         console.print(kv.description)
+
+
+def _show_probes(kv, *, failed: bool, json_out: bool) -> None:  # noqa: ANN001 - a KernelVersion
+    """``show --probes``: the per-probe table the version's report logged on its run."""
+    from kernel_lifecycle.boundary.tracking import PROBE_COLUMNS, load_probe_table
+    from kernel_lifecycle.errors import NotFoundError
+
+    rows = load_probe_table(kv.run_id) if kv.run_id else []
+    if not rows:
+        raise NotFoundError(f"{kv.ref} has no per-probe table on its run (registered before evaluations logged one); "
+                            f"`kernel-lifecycle boundary inventory {kv.ref}` measures it again")
+    shown = [r for r in rows if not (failed and r["passed"])]
+    if json_out:
+        print_json(shown)
+        return
+    first_line = lambda text: (str(text).strip().splitlines() or [""])[0][:60]  # noqa: E731
+    print_table(
+        f"{kv.ref}: {len(shown)} {'failed ' if failed else ''}probes of {len(rows)} "
+        f"({sum(bool(r['passed']) for r in rows)} passed)",
+        list(PROBE_COLUMNS),
+        ([r["skill"], r["split"], r["task_id"], r["family"], "yes" if r["passed"] else "no", r["reason"], first_line(r["completion"])]
+         for r in shown),
+    )
 
 
 @app.command()

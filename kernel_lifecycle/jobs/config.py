@@ -63,6 +63,9 @@ class _Job(_Model):
     # skills the final report measures besides the job's own; the policy's full list keeps
     # every version's harness hash comparable, so gates need not re-evaluate the champion
     report_skills: list[str] = Field(default_factory=list)
+    # skill name -> skill pack folder, from the policy (``skills.dir``, ``skills.*.pack``); the
+    # recipe reads these skills there (boundary.skills.skill_sources), the rest as before
+    skill_sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _roles_apart(self):  # noqa: ANN202
@@ -219,4 +222,5 @@ def policy_base_fields(policy: Policy, policy_sha256: str | None) -> dict[str, A
     return {
         "kernel": policy.kernel, "thresholds": thresholds_of(policy), "harness": harness_of(policy),
         "checks": CheckSettings.of_policy(policy), "policy_sha256": policy_sha256, "report_skills": policy_skills(policy),
+        "skill_sources": {name: str(path) for name, path in policy.skills.sources().items()},
     }

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from kernel_lifecycle.boundary.skills import skill_sources
 from kernel_lifecycle.display import SILENT, Display
 from kernel_lifecycle.errors import JobError
 from kernel_lifecycle.jobs import adapt, distill, downskill, upskill
@@ -84,4 +85,5 @@ def run_job(config: AnyConfig | dict[str, Any] | str, *, actor: str, trigger_id:
     version it registered as candidate."""
     if isinstance(config, (dict, str)):
         config = parse_config(config)
-    return RECIPES[config.kind].run(config, actor=actor, trigger_id=trigger_id, display=display)
+    with skill_sources(config.skill_sources):
+        return RECIPES[config.kind].run(config, actor=actor, trigger_id=trigger_id, display=display)

@@ -21,14 +21,16 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from kernel_lifecycle.boundary.scorers import SCORERS
-from kernel_lifecycle.boundary.skills import demo_skills
+from kernel_lifecycle.boundary.scorers import scorer_names
+from kernel_lifecycle.boundary.skillpack import pack_problems
+from kernel_lifecycle.boundary.skills import demo_skills, load_skill
 from kernel_lifecycle.unlearning import METHODS, method_class, option_problems
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ def _known_methods() -> tuple[str, ...]:
 
 
 def _known_scorers() -> frozenset[str]:
-    return frozenset(SCORERS)
+    return frozenset(scorer_names())
 
 
 def _known_skills() -> dict[str, str]:
@@ -119,6 +121,7 @@ class RetainedSkill(_Model):
     sunset: date | None = Field(
         default=None, description="retained only until this date; after it the policy must retire it"
     )
+    pack: str | None = Field(default=None, description="the skill pack folder this skill is read from")
 
 
 class RetiredSkill(_Model):
@@ -128,11 +131,28 @@ class RetiredSkill(_Model):
     ceiling: float = Field(ge=0.0, le=1.0, description="max metric value, compared with ci_high")
     sunset: date = Field(description="the date by which the skill must be gone")
     scorer: str | None = None
+    pack: str | None = Field(default=None, description="the skill pack folder this skill is read from")
 
 
 class Skills(_Model):
     retained: list[RetainedSkill] = Field(default_factory=list)
     retired: list[RetiredSkill] = Field(default_factory=list)
+    # where this kernel's skills come from: a folder of skill packs (``<name>/skill.json`` ...),
+    # and/or a ``pack`` per skill (which wins); neither: KL_SKILLS_DIR, else the demo skills.
+    # Relative paths are read from the directory the command runs in: write absolute ones for
+    # a scheduler service.
+    dir: str | None = Field(default=None, description="a folder of skill packs, one subfolder per skill")
+
+    def sources(self) -> dict[str, Path]:
+        """Skill name -> pack folder, for every skill this policy reads from its own packs (the
+        policy's skills and any other skill of ``dir``)."""
+        out: dict[str, Path] = {}
+        if self.dir is not None:
+            root = Path(self.dir).expanduser()
+            if root.is_dir():
+                out |= {p.name: p.resolve() for p in sorted(root.iterdir()) if (p / "skill.json").is_file()}
+        out |= {s.name: Path(s.pack).expanduser().resolve() for s in (*self.retained, *self.retired) if s.pack}
+        return out
 
 
 # ---- plans -------------------------------------------------------------------------------------
@@ -526,7 +546,11 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
     retained = {s.name: i for i, s in enumerate(policy.skills.retained)}
     retired = {s.name: i for i, s in enumerate(policy.skills.retired)}
 
-    # skills: unique, not both, known to a scorer, retained ones not past their sunset
+    # skills: their own packs valid, unique, not both, known to a scorer, retained ones not past their sunset
+    pack_issues, packed = _pack_issues(policy.skills, ctx)
+    issues += pack_issues
+    broken = set(policy.skills.sources()) - set(packed)  # said once, as its pack's problem
+    ctx = replace(ctx, skills={**ctx.skills, **packed})
     for group, entries in (("retained", policy.skills.retained), ("retired", policy.skills.retired)):
         seen: set[str] = set()
         for i, skill in enumerate(entries):
@@ -534,7 +558,8 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
             if skill.name in seen:
                 issues.append((loc + ("name",), f"skill {skill.name!r} is listed twice in skills.{group}"))
             seen.add(skill.name)
-            issues.extend(_skill_known(loc, skill.name, skill.scorer, ctx))
+            if skill.name not in broken:
+                issues.extend(_skill_known(loc, skill.name, skill.scorer, ctx))
     for name, i in retired.items():
         if name in retained:
             issues.append(
@@ -620,6 +645,30 @@ def cross_check(policy: Policy, ctx: PolicyContext) -> list[tuple[Loc, str]]:
             (("gate", "harness", "max_problems"), f"max_problems={gate.harness.max_problems} is below gate.min_probes={gate.min_probes}: every gate would fail")
         )
     return issues
+
+
+def _pack_issues(skills: Skills, ctx: PolicyContext) -> tuple[list[tuple[Loc, str]], dict[str, str]]:
+    """Problems of the skill packs a policy names (the first of each pack, and how many), and
+    the skills they provide (name -> scorer)."""
+    issues: list[tuple[Loc, str]] = []
+    if skills.dir is not None and not Path(skills.dir).expanduser().is_dir():
+        issues.append((("skills", "dir"), f"{skills.dir} is not a folder of skill packs"))
+    provided: dict[str, str] = {}
+    named = {s.name: ("skills", g, i, "pack") for g, group in (("retained", skills.retained), ("retired", skills.retired))
+             for i, s in enumerate(group) if s.pack}
+    for name, root in skills.sources().items():
+        loc: Loc = named.get(name, ("skills", "dir"))
+        problems = pack_problems(root, scorers=ctx.scorers)
+        if problems:
+            more = f" (and {len(problems) - 1} more: kernel-lifecycle skills validate {root})" if len(problems) > 1 else ""
+            issues.append((loc, f"skill pack of {name!r} is not valid: {problems[0].text()}{more}"))
+            continue
+        spec = load_skill(root).spec
+        if spec.name != name:
+            issues.append((loc, f"the pack at {root} is skill {spec.name!r}, not {name!r} (a pack's folder is named as its skill)"))
+            continue
+        provided[spec.name] = spec.scorer
+    return issues, provided
 
 
 def _skill_known(loc: Loc, name: str, scorer: str | None, ctx: PolicyContext) -> list[tuple[Loc, str]]:

@@ -51,7 +51,12 @@ def test_report_logged_to_mlflow(kl_home: Path) -> None:
     log_step_metrics(run_id, report.skills, 5, roles={"cobol": "forget"})
 
     artifacts = {a.path for a in mlflow.list_artifacts(run_id, "boundary")}
-    assert artifacts == {"boundary/report.json", "boundary/inventory.png"}
+    assert artifacts == {"boundary/report.json", "boundary/inventory.png", "boundary/probes.json"}
+    from kernel_lifecycle.boundary.tracking import load_probe_table
+
+    rows = load_probe_table(run_id)  # one row per problem of the gate split and fresh
+    assert len(rows) == sum(len(m.problems) for m in report.skills.values()) + sum(
+        len(m.problems) for n, m in report.fresh.items() if m is not report.skills.get(n))
     local = Path(mlflow.download_artifacts(run_id, "boundary/report.json", str(kl_home)))
     assert BoundaryReport.from_json(local.read_text()).harness_hash == report.harness_hash
     metrics = mlflow.get_run(run_id).data.metrics

@@ -53,7 +53,9 @@ def test_lifecycle_on_tiny_assets(world) -> None:
     assert [m.step for m in history] == [2, 4]
     losses = mlflow_client().get_metric_history(kv1.run_id, "train.loss")  # batched, none lost
     assert sorted(m.step for m in losses) == [1, 2, 3, 4] and all(m.value > 0 for m in losses)
-    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"py/train", "cob/train"}
+    contexts = {d.dataset.name: {t.key: t.value for t in d.tags}["mlflow.data.context"] for d in run.inputs.dataset_inputs}
+    assert {n for n, c in contexts.items() if c == "training"} == {"py/train", "cob/train"}
+    assert {"py/test", "cob/fresh", "sq/test"} <= set(contexts)  # the report's probe sets, each once
 
     upskill = UpskillConfig(kernel="tiny", skill="sq", replay=["py"], steps=4, batch_size=4, eval_every=2, rank=4, alpha=5,
                             eval_problems=2, harness=HARNESS, from_ref="tiny@1", report_skills=["py", "cob", "sq"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -46,8 +46,36 @@ class Verdict(BaseModel):
 
 
 class Scorer(ABC):
-    """An arbiter. ``score`` keeps the samples' order and never raises for a bad program:
-    a program that crashes, loops or attacks the harness is a failed verdict."""
+    """An arbiter: the scorer API a plugin implements (register the subclass under the
+    ``kernel_lifecycle.scorers`` entry-point group, named as its ``name``).
+
+    - ``name`` (class attribute): what ``skill.json`` and policies write; ``default_timeout``:
+      seconds of wall clock one program may run when the caller gives no ``timeout``.
+    - ``__init__(*, mode=None, limits=None)``: keep this signature (call ``super().__init__``);
+      ``mode`` is the sandbox mode (None: ``KL_SANDBOX``), ``limits`` the per-program
+      :class:`~kernel_lifecycle.boundary.sandbox.Limits`.
+    - ``version() -> str``: everything that decides verdicts (tool versions, flags, limits:
+      ``_limits_text()``). It goes into the harness hash: reports whose scorers' versions differ
+      are never compared by a gate.
+    - ``score(samples, *, workers=2, timeout=None) -> list[Verdict]``: one verdict per sample,
+      in order, each with the sample's ``task_id``. Never raise for a bad program: a program that
+      crashes, loops or attacks the harness is a failed verdict. Raise ``SampleFormatError`` for
+      a sample that cannot be judged as given (a malformed ``test``).
+    - What runs in the sandbox: every byte of a model's answer does. Build one
+      :class:`~kernel_lifecycle.boundary.sandbox.Job` per sample (``exec``: ``argv`` run in a
+      fresh work directory holding ``files``; ``python``: ``source`` run in a forked interpreter,
+      a positive signal sent only if it ran to the end) and hand them to ``_run_code(samples,
+      jobs, judge, workers)``, which runs them (each alone, under ``limits`` and its timeout)
+      and calls ``judge(sample, outcome)`` for each. ``Outcome`` says ``timed_out``,
+      ``exit_code``, ``term_signal``, ``output`` (stdout+stderr, capped).
+    - The verdict: ``passed`` (a positive signal: the tool accepted it, the harness said so;
+      never only "nothing went wrong"), ``result`` (one line a person reads: "passed",
+      "timed out", "failed: <why>"), ``no_code``: the answer held nothing to judge (leave the
+      sample out of ``jobs``: ``_run_code`` gives it ``passed=False, result="no code",
+      no_code=True``). The report counts no-code answers apart from wrong ones.
+    - A tool the scorer needs that is missing or broken is a ``ConfigurationError`` (one line:
+      what to install), best found by a positive control (a known-good program, once).
+    """
 
     name: ClassVar[str]
     default_timeout: ClassVar[float]
@@ -107,6 +135,29 @@ def result_of(outcome: Outcome) -> str:
     return "failed: " + why_no_verdict(outcome)
 
 
+def tool_verdict(sample: Sample, outcome: Outcome, *, accepted: str, refused: str) -> Verdict:
+    """The verdict of a program judged by a tool's exit status (a compiler, a parser): passed with
+    ``accepted`` on exit 0; "timed out"; ``refused: <why>`` with the tool's first error line, or
+    why it ended without the tool's answer (a resource limit killed it)."""
+    if outcome.timed_out:
+        return Verdict(task_id=sample.task_id, passed=False, result="timed out")
+    if outcome.exit_code == 0:
+        return Verdict(task_id=sample.task_id, passed=True, result=accepted)
+    if outcome.exit_code is None:  # killed (a resource limit), not the tool's answer
+        return Verdict(task_id=sample.task_id, passed=False, result=f"{refused}: " + why_no_verdict(outcome))
+    line = first_error_line(outcome.output) or f"exit status {outcome.exit_code}"
+    return Verdict(task_id=sample.task_id, passed=False, result=f"{refused}: {line}")
+
+
+def first_error_line(output: str) -> str:
+    """The first line of a tool's output that mentions an error, else its first line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line
+    return lines[0] if lines else ""
+
+
 def harness_verdict(sample: Sample, outcome: Outcome) -> Verdict:
     """The verdict of a program run under a harness (``result_of``); ``no_code`` when the
     sample's completion was empty."""
@@ -115,32 +166,44 @@ def harness_verdict(sample: Sample, outcome: Outcome) -> Verdict:
                    no_code=not sample.completion.strip())
 
 
+def json_objects(path: Path, error: type[KernelLifecycleError]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSONL file (``.gz``: gzip-compressed).
+    NotFoundError for a missing file; ``error`` naming file and line for a line that is not a
+    JSON object."""
+    import gzip
+    import json
+
+    if not path.is_file():
+        raise NotFoundError(f"{path} not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{lineno}: not a JSON object ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise error(f"{path}:{lineno}: not a JSON object")
+            yield lineno, row
+
+
 def read_samples(path: Path) -> list[Sample]:
     """Samples from a JSONL file in HumanEval's sample format (extra keys ignored).
 
     Errors name the file and line: NotFoundError for a missing file, SampleFormatError for a
     line that is not a JSON object or lacks ``task_id``/``completion``."""
-    import json
-
     if not path.is_file():
         raise NotFoundError(f"samples file {path} not found")
     samples = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SampleFormatError(f"{where}: not a JSON object ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise SampleFormatError(f"{where}: not a JSON object")
-            for key in ("task_id", "completion"):
-                if key not in row:
-                    raise SampleFormatError(f"{where}: missing {key!r}")
-            for key in ("task_id", "prompt", "completion", "test", "entry_point"):
-                if key in row and not isinstance(row[key], str):
-                    raise SampleFormatError(f"{where}: {key!r} must be a string")
-            samples.append(Sample.model_validate(row))
+    for lineno, row in json_objects(path, SampleFormatError):
+        where = f"{path}:{lineno}"
+        for key in ("task_id", "completion"):
+            if key not in row:
+                raise SampleFormatError(f"{where}: missing {key!r}")
+        for key in ("task_id", "prompt", "completion", "test", "entry_point"):
+            if key in row and not isinstance(row[key], str):
+                raise SampleFormatError(f"{where}: {key!r} must be a string")
+        samples.append(Sample.model_validate(row))
     return samples

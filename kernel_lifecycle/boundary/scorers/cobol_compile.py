@@ -22,7 +22,8 @@ from kernel_lifecycle.boundary.scorers.base import (
     Sample,
     Scorer,
     Verdict,
-    why_no_verdict,
+    first_error_line,
+    tool_verdict,
 )
 from kernel_lifecycle.errors import ConfigurationError
 
@@ -47,14 +48,6 @@ _LOOKS_LIKE_COBOL = re.compile(r"\b(PROGRAM-ID|DIVISION)\b", re.IGNORECASE)
 
 def looks_like_cobol(text: str) -> bool:
     return bool(text.strip()) and bool(_LOOKS_LIKE_COBOL.search(text))
-
-
-def first_error_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for line in lines:
-        if "error" in line.lower():
-            return line
-    return lines[0] if lines else ""
 
 
 class CobolCompileScorer(Scorer):
@@ -101,12 +94,4 @@ class CobolCompileScorer(Scorer):
 
     @staticmethod
     def _verdict(sample: Sample, outcome: Outcome) -> Verdict:
-        if outcome.timed_out:
-            return Verdict(task_id=sample.task_id, passed=False, result="timed out")
-        if outcome.exit_code == 0:
-            return Verdict(task_id=sample.task_id, passed=True, result="compiled")
-        if outcome.exit_code is None:  # killed (a resource limit), not a compiler's answer
-            return Verdict(task_id=sample.task_id, passed=False,
-                           result="did not compile: " + why_no_verdict(outcome))
-        line = first_error_line(outcome.output) or f"cobc exit status {outcome.exit_code}"
-        return Verdict(task_id=sample.task_id, passed=False, result=f"did not compile: {line}")
+        return tool_verdict(sample, outcome, accepted="compiled", refused="did not compile")
