@@ -59,7 +59,9 @@ def test_example_policy_validates_against_the_demo_skills():
     assert {s.name for s in loaded.policy.skills.retained} == {"python", "sql"}
     assert loaded.policy.retired("cobol").sunset > TODAY
     # generalization is reported but not required by the demo policy (the demo kernel does not generalize)
-    assert set(loaded.policy.gate.required_checks) == {"truncation", "scorer_parity", "contamination", "relearning"}
+    assert set(loaded.policy.gate.required_checks) == {"truncation", "scorer_parity", "contamination", "relearning", "retain_only", "membership"}
+    # the demo's reference for cobol is a retrain: every ancestor of the downskill, and the demo base, learned cobol
+    assert loaded.policy.gate.relearning.reference == "retrain" and loaded.policy.gate.membership.max_gap is None
 
 
 def test_yaml_syntax_error_has_line_and_column(ctx):
