@@ -114,6 +114,20 @@ class GateDecision(BaseModel):
         )
         return "\n".join([head, *(r.line() for r in self.reasons)])
 
+    def table(self, numbers_link: str | None = None) -> str:
+        """Markdown for the version page: the verdict line, then one row per rule (rule, skill,
+        verdict, one line of why); the numbers behind every rule at ``numbers_link`` (the
+        decision's JSON), one click away instead of in the text."""
+        head = self.summary().splitlines()[0]
+        rows = [f"| {r.rule} | {r.skill or ''} | {'ok' if r.passed else '**FAIL**'} | {_cell(r.message)} |" for r in self.reasons]
+        tail = [f"\nThe numbers behind each rule: [gate/decision.json]({numbers_link})"] if numbers_link else []
+        return "\n".join([head, "", "| rule | skill | verdict | why |", "|---|---|---|---|", *rows, *tail])
+
+
+def _cell(text: str) -> str:
+    """One markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
 
 def _fmt(value: float) -> str:
     if float(value).is_integer():

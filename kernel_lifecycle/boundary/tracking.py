@@ -221,6 +221,21 @@ def replace_section(description: str, section: str) -> str:
     return f"{head.rstrip()}\n\n{section}{tail}".lstrip()
 
 
+GATE_DECISION = "gate/decision.json"  # the latest gate decision of a version, on its run
+
+
+def log_gate_decision(run_id: str, decision: Mapping[str, object]) -> str:
+    """Write a gate decision's JSON (every rule with its numbers) on the version's run; returns the
+    link the version page's gate table points at."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(GATE_DECISION).name
+        path.write_text(json.dumps(decision, indent=2, default=str), encoding="utf-8")
+        client().log_artifact(run_id, str(path), str(Path(GATE_DECISION).parent))
+    return f"get-artifact?path={quote(GATE_DECISION, safe='')}&run_uuid={run_id}"
+
+
 def report_uri(run_id: str) -> str:
     """The ``REPORT_TAG`` value of a version registered by run ``run_id``."""
     return f"runs:/{run_id}/{REPORT_ARTIFACT}"

@@ -122,6 +122,12 @@ def test_import_plugin_policy_job_gate(world, cli) -> None:
     floors = {r["skill"]: r for r in decision["reasons"] if r["rule"] == "floor"}
     assert set(floors) == {"shell", "bench"} and all(r["passed"] for r in floors.values())
     assert code == 0 and decision["status"] == "passed", err + out
+    page = registry.get_version("shell-kernel", version).description  # the gate reads as a table there
+    assert "| rule | skill | verdict | why |" in page and "| floor | shell | ok | compile_rate " in page
+    assert f"[gate/decision.json](get-artifact?path=gate%2Fdecision.json&run_uuid={kv.run_id})" in page
+    from mlflow.artifacts import load_text
+
+    assert json.loads(load_text(f"runs:/{kv.run_id}/gate/decision.json"))["reasons"] == decision["reasons"]
 
     # the shell pack's test split is edited: re-measuring the version says which file changed
     test_file = world["shell"] / "test.jsonl"
