@@ -196,15 +196,46 @@ class JobContext:
             description=f"{description}\n\n{lineage}; job {self.job_id}, policy {str(manifest.policy_sha256)[:12]}\n\n{plot}",
             extra_tags={REPORT_TAG: report_uri(self.run_id), "kernel.job_kind": self.kind, **(extra_tags or {})},
         )
-        with session_scope() as session:
-            job = repo.get_job(session, job_id=self.job_id)
-            job.registered_version = kv.version
-            repo.transition(session, job=job, to_state="registered", message=f"registered version {kv.version}")
-            aliases.move_alias(
-                session, name=kv.name, alias="candidate", version=kv.version, actor=self.actor,
-                reason=f"{self.kind} job {self.job_id}", check_version=False,
-            )
+        registry.pause_at("registration.created")
+        try:
+            with session_scope() as session:
+                job = repo.get_job(session, job_id=self.job_id)
+                job.registered_version = kv.version
+                repo.transition(session, job=job, to_state="registered", message=f"registered version {kv.version}")
+                aliases.move_alias(
+                    session, name=kv.name, alias="candidate", version=kv.version, actor=self.actor,
+                    reason=f"{self.kind} job {self.job_id}", check_version=False,
+                )
+        except Exception as exc:
+            raise JobError(
+                f"version {kv.version} of {kv.name} was created but not registered ({registry.first_line(exc)}); "
+                "`kernel-lifecycle jobs unregistered --delete` removes it once the stores answer; then retry the job"
+            ) from None
         return kv
+
+
+REGISTERING = ("adapt", "distill", "upskill", "downskill")
+
+
+def unregistered_versions(*, delete: bool = False) -> list[dict[str, str]]:
+    """MLflow versions made by jobs that did not end registered (the store or the database
+    failed between the version's creation and the job's registration): each named with its job;
+    ``delete`` removes them from MLflow (the job's row and run stay, the record of what happened)."""
+    with session_scope() as session:
+        jobs = {j.id: (j.kernel, j.state) for j in repo.list_jobs(session, limit=100_000)
+                if j.kind in REGISTERING and j.state in ("failed", "cancelled")}
+    found = []
+    for kernel in sorted({k for k, _ in jobs.values()}):
+        if not registry.kernel_exists(kernel):
+            continue
+        for kv in registry.list_versions(kernel):
+            job_id = kv.tags.get("kernel.job_id", "")
+            if job_id in jobs:
+                found.append({"kernel": kv.name, "version": kv.version, "job_id": job_id, "job_state": jobs[job_id][1]})
+    if delete:
+        for row in found:
+            registry.delete_version(row["kernel"], row["version"])
+    return found
 
 
 def recover() -> list[str]:
@@ -265,7 +296,8 @@ def job_run(
                 else:
                     reason = f"{type(exc).__name__}: {exc}".strip()
                 _end(job_id, "cancelled" if cancelled else "failed", reason)
-                client.set_terminated(run.info.run_id, status="KILLED" if cancelled else "FAILED")
+                with suppress(Exception):  # the MLflow store may be what failed: the DB row is the record
+                    client.set_terminated(run.info.run_id, status="KILLED" if cancelled else "FAILED")
                 if cancelled and not isinstance(exc, JobCancelled):
                     raise JobCancelled(f"job {job_id} {reason}") from exc
                 raise

@@ -11,14 +11,17 @@ This module talks to MLflow only. Where an alias must point is the lifecycle DB'
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel_lifecycle.errors import KernelLifecycleError, NotFoundError
+from kernel_lifecycle.errors import JobError, KernelLifecycleError, NotFoundError
 from kernel_lifecycle.registry.bundle import BundleError, Manifest, verify_bundle
 from kernel_lifecycle.registry.pyfunc import add_pyfunc_flavor
 from kernel_lifecycle.registry.tracking import client, experiment_id
@@ -256,6 +259,22 @@ def register_version(
     return create_version(Path(bundle_dir), manifest, run_id=run_id, description=description, extra_tags=extra_tags)
 
 
+FAULT_PAUSE = "KL_FAULT_PAUSE"  # tests: a registration point to pause at (a comma-separated list)
+FAULT_DIR = "KL_FAULT_DIR"  # where the pause says it is reached (<point>.reached) and waits for <point>.go
+
+
+def pause_at(point: str) -> None:
+    """A fault test's chosen point: with ``KL_FAULT_PAUSE`` naming ``point``, say so and wait
+    (at most ten minutes) until the test, having broken something, lets the process go on."""
+    if point not in os.environ.get(FAULT_PAUSE, "").split(","):
+        return
+    where = Path(os.environ[FAULT_DIR])
+    (where / f"{point}.reached").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 600
+    while not (where / f"{point}.go").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def create_version(
     bundle_dir: Path,
     manifest: Manifest,
@@ -264,7 +283,11 @@ def create_version(
     description: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> KernelVersion:
-    """Log a verified bundle to an MLflow run and create the model version with lineage tags."""
+    """Log a verified bundle to an MLflow run and create the model version with lineage tags.
+
+    The version and its tags are one request (one transaction in MLflow's store), made after
+    the whole bundle is uploaded: no version exists without its artifacts, manifest and lineage.
+    A store that stops answering on the way is one line (JobError), and no version was made."""
     mlflow_client = client()
     add_pyfunc_flavor(Path(bundle_dir))  # every version is also an MLflow model (pyfunc)
     own_run = run_id is None
@@ -275,6 +298,7 @@ def create_version(
         run_id = run.info.run_id
     try:
         mlflow_client.log_artifacts(run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
+        pause_at("registration.uploaded")
         if not kernel_exists(manifest.kernel):
             try:
                 mlflow_client.create_registered_model(
@@ -291,13 +315,29 @@ def create_version(
             tags=tags,
             description=description,
         )
-    except BaseException:
-        if own_run:
-            mlflow_client.set_terminated(run_id, status="FAILED")
+    except KernelLifecycleError:
         raise
+    except Exception as exc:
+        if own_run:
+            with suppress(Exception):  # the store may be the thing that failed
+                mlflow_client.set_terminated(run_id, status="FAILED")
+        raise JobError(
+            f"the MLflow store at {get_settings().tracking_uri} failed while {manifest.kernel} was being registered "
+            f"({first_line(exc)}); no version was created: retry once it answers"
+        ) from None
     if own_run:
         mlflow_client.set_terminated(run_id, status="FINISHED")
     return _to_kv(mv)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, with its class name (MLflow's messages run to pages)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
+def delete_version(name: str, version: str) -> None:
+    client().delete_model_version(name, version)
 
 
 def set_version_tag(name: str, version: str, key: str, value: str) -> None:
