@@ -67,4 +67,10 @@ def test_installed_wheel_migrates_and_validates_from_an_empty_directory(tmp_path
     assert status.returncode == 0 and '"current"' in status.stdout, status.stdout + status.stderr
     validated = cli("policies", "validate", where[1])
     assert validated.returncode == 0, validated.stdout + validated.stderr
+    # the skill-pack schema is package data: a pack validates from the wheel alone
+    pack = subprocess.run([str(python), "-c", "from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR as d; print(d / 'sql')"],
+                          cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert str(env_site) in pack
+    checked = cli("skills", "validate", pack)
+    assert checked.returncode == 0 and "a valid skill pack" in checked.stdout, checked.stdout + checked.stderr
     assert not list(work.iterdir()), "the CLI wrote into the directory it was run from"
