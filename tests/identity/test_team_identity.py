@@ -30,7 +30,8 @@ from sqlalchemy.exc import DBAPIError
 from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.guard.aliases import GUARD_ACTOR
 from kernel_lifecycle.settings import get_settings
-from tests.factories import make_bundle, make_report, make_tiny_base, register_with_report
+from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR
+from tests.factories import make_bundle, make_report, make_tiny_base, register_with_report, write_tiny_skills
 from tests.registry.team_server import REPO, team_server
 from tests.servers import basic_auth_env, stop_group, wait_until_answers
 
@@ -69,9 +70,13 @@ def team(tmp_path_factory: pytest.TempPathFactory, postgres_available: bool) -> 
             auth.create_user(user, PASSWORDS[user])
         upgrade(db)
         dispose_engines()
+        skills = write_tiny_skills(root / "skills")  # the tiny skills of the job below, beside the demo's
+        for name in ("python", "sql", "cobol"):
+            (skills / name).symlink_to(DEMO_SKILLS_DIR / name)
         port = free_port()
         env = {
             **os.environ, "PYTHONPATH": str(REPO), "KL_HOME": str(root / "service-home"), "KL_DATABASE_URL": db,
+            "KL_SKILLS_DIR": str(skills),
             "MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_USERNAME": "kl-service",
             "MLFLOW_TRACKING_PASSWORD": PASSWORDS["kl-service"], "KL_API_URL": "",
         }
@@ -236,7 +241,25 @@ def test_decisions_are_made_by_authenticated_principals(cli, kl_home, tmp_path: 
         _person(mp, team, "bob")
         refused("jobs", "upskill", KERNEL, "--steps", "1", says="'bob' is not among the owners or approvers")
 
+        # a job submitted through the service trains and registers as its submitter (real steps, tiny base)
+        from mlflow import MlflowClient
+
+        from kernel_lifecycle.service.client import call
+
+        _person(mp, team, "alice")
+        overrides = {
+            "base": str(make_tiny_base(tmp_path / "teacher", hidden=16, layers=1)), "skills": ["py"], "steps": 1,
+            "batch_size": 2, "eval_every": 1, "eval_problems": 1, "rank": 2,
+            "harness": {"max_new_tokens": 4, "split": "test"}, "report_skills": ["py"],
+        }
+        kv = call(team.api, "job_submit", {"kind": "adapt", "kernel": "tiny-adapted", "overrides": overrides})
+        assert kv["version"] == "1" and kv["tags"]["kernel.job_kind"] == "adapt"
+        assert MlflowClient(team.mlflow).get_run(kv["run_id"]).data.tags["kernel.actor"] == "alice"
+        made = [r for r in _audit(team.db, "alias_set") if r["kernel"] == "tiny-adapted"]
+        assert [(r["alias"], r["actor"], r["principal"]) for r in made] == [("candidate", "alice", "alice")]
+
         # the guard still reverts an MLflow admin's REST move; the repair records who asked for it
+        _person(mp, team, "bob")
         _admin_moves_champion(team, v2)
         assert _champion(team) == v2
         code, out, err = run("guard", "check", "--repair", "--json")
@@ -298,7 +321,9 @@ def _no_password_anywhere(team: Team) -> None:
         texts["MLflow versions"] = "\n".join(f"{v.tags} {v.description}" for v in versions)
     artifacts = [p for p in (team.root / "artifacts").rglob("*") if p.is_file()]
     texts["MLflow artifacts"] = "\n".join(p.read_bytes().decode("utf-8", "replace") for p in artifacts)
-    assert len(runs) >= 2 and artifacts and texts["lifecycle DB"]
+    # the places searched are the real ones: each holds what the run put there
+    assert "approve by alice" in texts["service.log"] and "POST /v1/approve" in texts["service.log"]
+    assert "kernel.actor" in texts["MLflow runs"] and artifacts and "alias_reverted" in texts["lifecycle DB"]
     for password in [*PASSWORDS.values(), WRONG]:
         leaks = [where for where, body in texts.items() if password in body]
         assert not leaks, f"a test password is in: {leaks}"
