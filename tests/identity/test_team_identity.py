@@ -18,6 +18,7 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from kernel_lifecycle.cli.ui import free_port
+from kernel_lifecycle.errors import KernelLifecycleError
 from kernel_lifecycle.guard.aliases import GUARD_ACTOR
 from kernel_lifecycle.settings import get_settings
 from kernel_lifecycle.boundary.skills import DEMO_SKILLS_DIR
@@ -257,6 +259,20 @@ def test_decisions_are_made_by_authenticated_principals(cli, kl_home, tmp_path: 
         assert MlflowClient(team.mlflow).get_run(kv["run_id"]).data.tags["kernel.actor"] == "alice"
         made = [r for r in _audit(team.db, "alias_set") if r["kernel"] == "tiny-adapted"]
         assert [(r["alias"], r["actor"], r["principal"]) for r in made] == [("candidate", "alice", "alice")]
+
+        # requests the CLI would not send: each one line, nothing written
+        before = _counts(team.db)
+        for action, body, says in (("approve", {"kernel": KERNEL}, "the request needs 'version'"),
+                                   ("merge", {}, "no action 'merge'")):
+            with pytest.raises(KernelLifecycleError, match=says) as refusal:
+                call(team.api, action, body)
+            assert "\n" not in str(refusal.value)
+        anonymous = urllib.request.Request(f"{team.api}/v1/approve", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as no_credentials:
+            urllib.request.urlopen(anonymous, timeout=30)
+        assert no_credentials.value.code == 401
+        assert "no HTTP basic credentials" in json.loads(no_credentials.value.read())["error"]
+        assert _counts(team.db) == before
 
         # the guard still reverts an MLflow admin's REST move; the repair records who asked for it
         _person(mp, team, "bob")
