@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from kernel_lifecycle.boundary.scorers import scorer_names
-from kernel_lifecycle.boundary.skillpack import pack_problems
+from kernel_lifecycle.boundary.skillpack import PackProblem, pack_problems
 from kernel_lifecycle.boundary.skills import demo_skills, load_skill
 from kernel_lifecycle.unlearning import METHODS, method_class, option_problems
 
@@ -658,7 +658,7 @@ def _pack_issues(skills: Skills, ctx: PolicyContext) -> tuple[list[tuple[Loc, st
              for i, s in enumerate(group) if s.pack}
     for name, root in skills.sources().items():
         loc: Loc = named.get(name, ("skills", "dir"))
-        problems = pack_problems(root, scorers=ctx.scorers)
+        problems = _pack_check(root, ctx)
         if problems:
             more = f" (and {len(problems) - 1} more: kernel-lifecycle skills validate {root})" if len(problems) > 1 else ""
             issues.append((loc, f"skill pack of {name!r} is not valid: {problems[0].text()}{more}"))
@@ -669,6 +669,16 @@ def _pack_issues(skills: Skills, ctx: PolicyContext) -> tuple[list[tuple[Loc, st
             continue
         provided[spec.name] = spec.scorer
     return issues, provided
+
+
+def _pack_check(root: Path, ctx: PolicyContext) -> list[PackProblem]:
+    """Every line of a pack is checked when a policy is validated or applied; a stored snapshot
+    (read by every job, gate and scheduler round, ``ctx.today`` None) only needs it to be there."""
+    if ctx.today is not None:
+        return pack_problems(root, scorers=ctx.scorers)
+    if not (root / "skill.json").is_file():
+        return [PackProblem(str(root / "skill.json"), None, "missing: the pack is gone")]
+    return []
 
 
 def _skill_known(loc: Loc, name: str, scorer: str | None, ctx: PolicyContext) -> list[tuple[Loc, str]]:

@@ -228,3 +228,11 @@ def test_each_policy_reads_its_own_packs_and_a_broken_pack_is_a_policy_issue(tmp
     (issue,) = issues
     assert issue.field == "skills.retained[0].pack" and issue.line == 8
     assert issue.message == f"skill pack of 'shell' is not valid: {shell}/dev.jsonl: missing split 'dev': a pack needs train.jsonl, dev.jsonl, test.jsonl"
+    # a stored snapshot (read by every job and gate) is not re-checked line by line: only that its packs are there
+    from kernel_lifecycle.policy.schema import PolicyContext
+
+    text = POLICY.format(kernel="b", skill="shell", pack=shell)
+    assert check_policy(text, context=PolicyContext.stored())[1] == []
+    shutil.rmtree(shell)
+    (gone,) = check_policy(text, context=PolicyContext.stored())[1]
+    assert gone.message == f"skill pack of 'shell' is not valid: {shell}/skill.json: missing: the pack is gone"
