@@ -89,6 +89,11 @@ def make_service(host: str, port: int) -> tuple[BaseWSGIServer, str]:
             f"the lifecycle service needs MLFLOW_TRACKING_URI to be the team's MLflow server (http://...), not {mlflow_url}"
         )
     creds = read_mlflow_creds()
+    if not creds.username or not creds.password:
+        raise errors.ConfigurationError(
+            "the lifecycle service runs as the MLflow service account: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD in its environment, or put them in its ~/.mlflow/credentials"
+        )
     service_principal = authenticate(mlflow_url, creds.username, creds.password)
     ensure_current()
     return make_server(host, port, create_app(mlflow_url), threaded=True), service_principal
