@@ -19,6 +19,7 @@ Crash safety, by construction:
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import tempfile
@@ -300,6 +301,9 @@ def job_run(
                     client.set_terminated(run.info.run_id, status="KILLED" if cancelled else "FAILED")
                 if cancelled and not isinstance(exc, JobCancelled):
                     raise JobCancelled(f"job {job_id} {reason}") from exc
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # a full disk: one line, not a traceback
+                    where = f" writing {exc.filename}" if exc.filename else ""
+                    raise JobError(f"job {job_id} failed: no space left on device{where}; nothing was registered: free space and retry") from None
                 raise
             client.set_terminated(run.info.run_id, status="FINISHED")
 

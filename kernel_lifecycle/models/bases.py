@@ -27,6 +27,7 @@ path and stat (size, mtime, ctime, inode), so a cached load does not read the fi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import json
@@ -46,6 +47,7 @@ from filelock import FileLock, Timeout
 
 from kernel_lifecycle.errors import BundleError, ConfigurationError
 from kernel_lifecycle.hashing import sha256_file, sha256_tree
+from kernel_lifecycle.registry.tracking import client as mlflow_client
 from kernel_lifecycle.resources import DEMO_BASE_SHA256, demo_base_dir
 from kernel_lifecycle.settings import get_settings
 
@@ -203,14 +205,17 @@ def _artifact(uri: str) -> ResolvedBase:
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".dl-"))
     try:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=str(staging), tracking_uri=get_settings().tracking_uri
+            artifact_uri=_run_artifact_location(uri), dst_path=str(staging), tracking_uri=get_settings().tracking_uri
         )
         Path(local).rename(cache)
     except Exception as exc:  # noqa: BLE001 - mlflow raises many kinds (no such run, network, permissions): one line each
         if cache.is_dir():  # another process downloaded the same URI first
             return ResolvedBase(spec=uri, kind="artifact", path=cache)
         log.debug("downloading base %s failed", uri, exc_info=True)
-        raise BundleError(f"cannot fetch base model {uri}: {exc}") from None
+        if _no_space(exc):  # MLflow words it "please ensure that the path is correct"
+            raise BundleError(f"cannot fetch base model {uri}: no space left on device in the base cache {root}; "
+                              "nothing was cached: free space and retry") from None
+        raise BundleError(f"cannot fetch base model {uri}: {_first_line(exc)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ResolvedBase(spec=uri, kind="artifact", path=cache, fresh=True)
@@ -342,6 +347,13 @@ def ensure_converted(path: Path, sha: str, *, spec: str | None = None) -> tuple[
             f"base {spec or str(path)!r}: another process has been converting {path.name} for "
             f"{LOCK_TIMEOUT_S / 60:.0f} min (lock {root / f'{sha}.lock'}); stop it, or wait and retry"
         ) from None
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise BundleError(
+            f"base {spec or str(path)!r}: no space left on device converting {path.name} into {root}; "
+            "nothing was cached: free space and retry"
+        ) from None
     return final, True
 
 
@@ -357,6 +369,26 @@ def quiet_transformers() -> None:
         disable_progress_bars()
     except ImportError:
         pass
+
+
+def _run_artifact_location(uri: str) -> str:
+    """``runs:/RUN/path`` as the run's own artifact location: MLflow's runs:/ repository turns
+    every failure (a full disk included) into "please ensure that the path is correct"."""
+    if not uri.startswith("runs:/"):
+        return uri
+    run_id, _, path = uri[len("runs:/"):].partition("/")
+    return f"{mlflow_client().get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether a full disk is under ``exc`` (its causes and contexts; MLflow's parallel download
+    reports its files' errors in its message only)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -297,6 +297,7 @@ def create_version(
         )
         run_id = run.info.run_id
     try:
+        pause_at("registration.upload")
         mlflow_client.log_artifacts(run_id, str(bundle_dir), artifact_path=BUNDLE_ARTIFACT)
         pause_at("registration.uploaded")
         if not kernel_exists(manifest.kernel):
@@ -318,16 +319,27 @@ def create_version(
     except KernelLifecycleError:
         raise
     except Exception as exc:
+        with suppress(Exception):  # the store may be the thing that failed (then the run's FAILED says it)
+            _drop_partial_bundle(run_id)
         if own_run:
-            with suppress(Exception):  # the store may be the thing that failed
+            with suppress(Exception):
                 mlflow_client.set_terminated(run_id, status="FAILED")
         raise JobError(
             f"the MLflow store at {get_settings().tracking_uri} failed while {manifest.kernel} was being registered "
-            f"({first_line(exc)}); no version was created: retry once it answers"
+            f"({first_line(exc)}); no version was created: retry once it answers (or has space)"
         ) from None
     if own_run:
         mlflow_client.set_terminated(run_id, status="FINISHED")
     return _to_kv(mv)
+
+
+def _drop_partial_bundle(run_id: str) -> None:
+    """Delete what an interrupted upload left of a run's bundle (a full disk, a lost server): no
+    version points at it, and a partial bundle is no entry of the store."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    run = client().get_run(run_id)
+    get_artifact_repository(run.info.artifact_uri).delete_artifacts(BUNDLE_ARTIFACT)
 
 
 def first_line(exc: BaseException) -> str:
