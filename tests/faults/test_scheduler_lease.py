@@ -22,7 +22,7 @@ from kernel_lifecycle.db.models import Job, SchedulerLease
 from kernel_lifecycle.scheduler import leases
 from tests.scheduler.procs import scheduler_process, wait_for
 
-LEASE = 3.0
+LEASE = 4.0
 TRIGGER = "far:tick:downskill"
 # no retry in the rule: the takeover is not a retry of a failed plan, it is the fire not yet run
 POLICY = '- {name: tick, kind: cron, cron: "* * * * *", plan: downskill, retry: {max_retries: 0, backoff_seconds: 1}}'
@@ -99,8 +99,8 @@ def test_a_dead_hosts_fire_is_taken_over_after_its_lease(far_db: str, kl_home: P
     assert f"its lease was not renewed for {LEASE:g} s (owner other-host:{victim.pid})" in dead.message
     taken_after = (leases.as_utc(dead.released_at) - killed_at).total_seconds()
     # unrenewed for one lease of the survivor's watching: from 2/3 of a lease (the victim's last
-    # renewal came up to a third of a lease before its death) to the bound, two leases, plus a poll
-    assert 2 * LEASE / 3 - 0.5 <= taken_after <= 2 * LEASE + 2, taken_after
+    # renewal came up to a third of a lease before its death) to the bound, two leases
+    assert 2 * LEASE / 3 - 0.5 <= taken_after <= 2 * LEASE + 5, taken_after  # (+5: polls and writes on a loaded machine)
     assert jobs[job.id].state == "failed" and "its lease was not renewed" in jobs[job.id].error
     # the fire ran to its end once: the dead host's job and the takeover's, nothing more
     fire_jobs = [j for j in jobs.values() if j.trigger_id in (leases.run_id(TRIGGER, key[1]), leases.run_id(retry[0], key[1]))]
