@@ -19,7 +19,7 @@ from kernel_lifecycle import aliases
 from kernel_lifecycle.boundary.inventory import evaluate_version
 from kernel_lifecycle.boundary.report import BoundaryReport
 from kernel_lifecycle.boundary.skills import skill_sources
-from kernel_lifecycle.boundary.tracking import load_version_report, log_gate_decision
+from kernel_lifecycle.boundary.tracking import PROBES_TABLE, artifact_link, load_version_report, log_gate_decision
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.errors import RefusedError
@@ -83,11 +83,12 @@ def record_gate(
         registry.set_version_tag(kernel, candidate_kv.version, key, value)
     job_part = candidate_kv.description.split(GATE_SEPARATOR)[-1]
     link = log_gate_decision(candidate_kv.run_id, payload) if candidate_kv.run_id else None
+    probes = f"\n\nEvery probe's verdict: [{PROBES_TABLE}]({artifact_link(candidate_kv.run_id, PROBES_TABLE)})" if link else ""
     registry.set_version_description(
         kernel,
         candidate_kv.version,
         f"Gate {status.upper()} against champion {champion_version or '(none)'} "
-        f"(policy {active.sha256[:12]}):\n\n{decision.table(link)}{GATE_SEPARATOR}{job_part}",
+        f"(policy {active.sha256[:12]}):\n\n{decision.table(link)}{probes}{GATE_SEPARATOR}{job_part}",
     )
     return {"kernel": kernel, "version": candidate_kv.version, "champion": champion_version, "status": status, **payload}
 

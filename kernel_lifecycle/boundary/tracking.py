@@ -233,7 +233,12 @@ def log_gate_decision(run_id: str, decision: Mapping[str, object]) -> str:
         path = Path(tmp) / Path(GATE_DECISION).name
         path.write_text(json.dumps(decision, indent=2, default=str), encoding="utf-8")
         client().log_artifact(run_id, str(path), str(Path(GATE_DECISION).parent))
-    return f"get-artifact?path={quote(GATE_DECISION, safe='')}&run_uuid={run_id}"
+    return artifact_link(run_id, GATE_DECISION)
+
+
+def artifact_link(run_id: str, path: str) -> str:
+    """A link to a run's artifact, as the MLflow UI's pages (markdown descriptions) resolve it."""
+    return f"get-artifact?path={quote(path, safe='')}&run_uuid={run_id}"
 
 
 def report_uri(run_id: str) -> str:

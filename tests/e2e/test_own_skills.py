@@ -125,6 +125,7 @@ def test_import_plugin_policy_job_gate(world, cli) -> None:
     page = registry.get_version("shell-kernel", version).description  # the gate reads as a table there
     assert "| rule | skill | verdict | why |" in page and "| floor | shell | ok | compile_rate " in page
     assert f"[gate/decision.json](get-artifact?path=gate%2Fdecision.json&run_uuid={kv.run_id})" in page
+    assert f"[boundary/probes.json](get-artifact?path=boundary%2Fprobes.json&run_uuid={kv.run_id})" in page
     from mlflow.artifacts import load_text
 
     assert json.loads(load_text(f"runs:/{kv.run_id}/gate/decision.json"))["reasons"] == decision["reasons"]
