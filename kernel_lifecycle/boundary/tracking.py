@@ -204,7 +204,7 @@ def log_localization(kv: KernelVersion, files: list[Path], *, method: str, skill
     for path in files:
         mlflow_client.log_artifact(kv.run_id, str(path), folder)
     images = "\n".join(
-        f"![{name} heads](get-artifact?path={quote(f'{folder}/{name}.png', safe='')}&run_uuid={kv.run_id})" for name in skills
+        f"![{name} heads]({artifact_link(kv.run_id, f'{folder}/{name}.png')})" for name in skills
     )
     section = (
         f"{_SECTION_START}\n\n**Where the skills live** ({method}: change in solution log-likelihood when a head is "
