@@ -224,7 +224,7 @@ class DownskillPlan(_Model):
     """Retire a skill with an unlearning method named as the registry names it (never a path)."""
 
     skill: str = Field(pattern=SKILL_NAME)
-    method: str = Field(default="npo", description="npo, grad_diff, grad_ascent or negation")
+    method: str = Field(default="npo", description="npo, simnpo, rmu, undo, grad_diff, grad_ascent or negation")
     hyperparameters: UnlearningHyperparameters = Field(default_factory=UnlearningHyperparameters)
     options: dict[str, float] = Field(default_factory=dict, description="the method's own options (beta, retain_weight, ...)")
     retain: list[str] = Field(default_factory=list)
