@@ -83,6 +83,55 @@ def run_method(name: str, parent: str, loaded) -> dict:  # noqa: ANN001 - a Load
     return row
 
 
+def relearning_at(name: str, at: int, parent: str, loaded) -> dict:  # noqa: ANN001 - a LoadedPolicy
+    """The short form, for a machine too busy for whole jobs: train ``name`` from ``parent`` exactly
+    as the job would (same adapter, batches, seed, lr) for ``at`` steps (a boundary step read off
+    a job's dev curves), then only the relearning check against the job's reference and the
+    retain-only control, on the gate split as the job runs them. No checkpoints, no final report,
+    no gate."""
+    from kernel_lifecycle.boundary.evaluate import measure_skill
+    from kernel_lifecycle.boundary.reference import load_reference
+    from kernel_lifecycle.boundary.relearning import relearning_check, retain_only_check
+    from kernel_lifecycle.boundary.tracking import load_version_report
+    from kernel_lifecycle.jobs import common
+    from kernel_lifecycle.jobs.downskill import check_data, choose_relearning_reference, relearn_budget
+    from kernel_lifecycle.jobs.recipes import from_policy
+    from kernel_lifecycle.models.loading import load_kernel
+    from kernel_lifecycle.registry import client as registry
+    from kernel_lifecycle.training.data import batches, paired_batches, pad_id_of
+    from kernel_lifecycle.training.lora import attach_lora
+    from kernel_lifecycle.unlearning import get_method
+
+    config = from_policy("downskill", loaded.policy, loaded.sha256, method=name, from_ref=f"{KERNEL}@{parent}")
+    started = time.perf_counter()
+    skills = check_data(config)
+    parent_kv = registry.get_version(KERNEL, parent)
+    kernel = load_kernel(registry.fetch_bundle(parent_kv))
+    tokenizer, pad = kernel.tokenizer, pad_id_of(kernel.tokenizer)
+    model = attach_lora(kernel.model, adapter_name="downskill", r=config.rank, alpha=config.lora_alpha, seed=config.seed)
+    method = get_method(name, **config.method_options)
+    forget = batches(common.encode_skills({config.skill: skills[config.skill]}, tokenizer), batch_size=config.batch_size, seed=config.seed, pad_id=pad)
+    retain = batches(common.encode_skills({n: skills[n] for n in config.retain}, tokenizer), batch_size=config.batch_size, seed=config.seed + 7, pad_id=pad)
+    method.run(model, paired_batches(forget, retain if method.needs_retain else None), steps=at, lr=config.lr, seed=config.seed)
+    trained = time.perf_counter() - started
+    model.eval()
+    budget = relearn_budget(config)
+    reference = choose_relearning_reference(config)
+    ref_model, ref_tokenizer = load_reference(reference) if reference.kind != "none" else (None, None)
+    start = load_version_report(parent_kv).skills[config.skill].value
+    relearning = relearning_check(model, tokenizer, skills[config.skill], start=start, budget=budget, reference=reference,
+                                  reference_model=ref_model, reference_tokenizer=ref_tokenizer)
+    now = measure_skill(model, tokenizer, skill=skills[config.skill], split=budget.split, max_problems=budget.problems,
+                        max_new_tokens=budget.max_new_tokens, seed=budget.seed)
+    control = retain_only_check(model, tokenizer, skills[config.skill], {n: skills[n] for n in config.retain}, before=now, budget=budget)
+    return {
+        "method": name, "at_step": at, "train_seconds": round(trained, 1), "seconds": round(time.perf_counter() - started, 1),
+        "cobol_now": {"value": now.value, "ci_high": now.ci_high, "problems": now.n_problems},
+        "checks": {c.name: {"passed": c.passed, "numbers": c.numbers, "curve": c.curve, "reference_curve": c.reference_curve,
+                            "reference": c.reference.name if c.reference else None, "detail": c.detail} for c in (relearning, control)},
+    }
+
+
 def earlier_run(name: str, parent: str):  # noqa: ANN201 - a KernelVersion or None
     """A downskill of ``name`` from ``parent`` already registered (the quickstart's v3 for npo)."""
     from kernel_lifecycle.registry import client as registry
@@ -125,6 +174,7 @@ def main() -> None:
     parser.add_argument("--methods", default=None, help="comma-separated; default: every registered method")
     parser.add_argument("--json", default="unlearning_methods.json", help="results accumulate here")
     parser.add_argument("--again", action="store_true", help="rerun methods already in --json")
+    parser.add_argument("--at", type=int, default=None, help="the short form (relearning_at): train this many steps, then only the relearning check and the control")
     parser.add_argument("--also", default="", help="comma-separated result files of other invocations, read for the table")
     args = parser.parse_args()
 
@@ -140,12 +190,17 @@ def main() -> None:
         if name in rows and not args.again:
             print(f"{name}: kept from {out}", flush=True)
             continue
-        rows[name] = run_method(name, parent, loaded)
+        rows[name] = run_method(name, parent, loaded) if args.at is None else relearning_at(name, args.at, parent, loaded)
+        if args.at is not None:
+            out.write_text(json.dumps(list(rows.values()), indent=2))
+            print(json.dumps(rows[name]), flush=True)
+            continue
         out.write_text(json.dumps(list(rows.values()), indent=2))
         print(f"{name}: {rows[name]['seconds']} s, " + (rows[name].get("refused") or rows[name]["gate"]["status"]), flush=True)
     print()
-    every = {**others, **rows}
-    print(table([every[m] for m in METHODS if m in every]))
+    if args.at is None:
+        every = {**others, **rows}
+        print(table([every[m] for m in METHODS if m in every]))
 
 
 if __name__ == "__main__":
