@@ -107,7 +107,7 @@ def upskill(
 @jobs_app.command()
 def downskill(
     kernel: str = typer.Argument(..., help="Kernel (its champion is the parent unless --from is given)"),
-    method: str = typer.Option(None, "--method", help="npo, grad_diff, grad_ascent or negation (default: the plan's)."),
+    method: str = typer.Option(None, "--method", help="npo, simnpo, rmu, undo, grad_diff, grad_ascent or negation (default: the plan's)."),
     from_ref: str = typer.Option(None, "--from", help="Parent version: NAME@VERSION or NAME@alias."),
     steps: int = typer.Option(None, "--steps", help="Override the policy plan's steps."),
     lr: float = typer.Option(None, "--lr", help="Override the policy plan's learning rate."),

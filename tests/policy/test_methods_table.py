@@ -16,7 +16,10 @@ def test_options_are_the_method_dataclass_fields():
     assert option_names("grad_diff") == ("retain_weight",)
     assert option_names("grad_ascent") == ()
     assert option_names("negation") == ("negation_weight",)
-    assert set(METHODS) == {"npo", "grad_diff", "grad_ascent", "negation"}
+    assert option_names("simnpo") == ("beta", "margin", "retain_weight")
+    assert option_names("rmu") == ("layer", "steering_scale", "retain_weight", "vector_seed")
+    assert option_names("undo") == ("beta", "retain_weight", "perturb", "distill_steps")
+    assert set(METHODS) == {"npo", "grad_diff", "grad_ascent", "negation", "simnpo", "rmu", "undo"}
 
 
 @pytest.mark.parametrize(
@@ -26,6 +29,8 @@ def test_options_are_the_method_dataclass_fields():
         ("npo", {"beta": "high"}, "valid number"),
         ("grad_diff", {"beta": 0.1}, "beta is not an option of method 'grad_diff' (its options: retain_weight)"),
         ("negation", {"negation_weight": -1}, "greater than 0"),
+        ("rmu", {"layer": -1}, "greater than or equal to 0"),
+        ("undo", {"perturb": 1.5}, "less than or equal to 1"),
     ],
 )
 def test_bad_options_are_named(method, options, problem):
