@@ -20,6 +20,7 @@ class ToySkill:
     """A skill whose dev split is the toy probes (same shape as boundary.skills.Skill)."""
 
     scorer = "python_tests"  # how its answers are read (the toy tokenizer has no chat template: as they are)
+    instruction = ""  # what a chat base would be told first (the toy base completes)
 
     def __init__(self, kind: str, n: int = 12) -> None:
         self.name, self._probes = kind, toy_probes(kind, n)
