@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import dispose_engines, session_scope
@@ -66,7 +65,8 @@ def _stop_a_job(env: dict[str, str], sig: signal.Signals, to_group: bool) -> Non
         assert repo.get_alias(session, kernel="tiny", alias="candidate") == candidate
         assert repo.get_alias(session, kernel="tiny", alias="champion") == "1"
 
-    listing = subprocess.run(_cli(["jobs", "list", "--kernel", "tiny", "--json"], env).args, env=env, capture_output=True, text=True, timeout=120)
-    assert listing.returncode == 0, listing.stderr
-    shown = {row["id"]: row for row in json.loads(listing.stdout)}
+    listing = _cli(["jobs", "list", "--kernel", "tiny", "--json"], env)  # started once: _cli is a Popen
+    listed_out, listed_err = listing.communicate(timeout=120)
+    assert listing.returncode == 0, listed_err
+    shown = {row["id"]: row for row in json.loads(listed_out)}
     assert shown[job_id]["state"] == "cancelled" and shown[job_id]["error"] == error
