@@ -68,6 +68,7 @@ from statistics import NormalDist
 
 from pydantic import BaseModel, Field
 
+from kernel_lifecycle.boundary.checks import with_retired_truncation
 from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, pass_at_k_one
 from kernel_lifecycle.boundary.report import BoundaryReport, SkillMetrics
 from kernel_lifecycle.policy.schema import Policy
@@ -336,7 +337,7 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
         if name in FORGETTING_CHECKS and not candidate.forgetting:
             reasons.append(GateReason(rule="check", passed=True, message=f"{name}: not applicable (this version's job retired no skill)"))
             continue
-        reasons.append(_check_reason(candidate, name))
+        reasons.append(_check_reason(candidate, name, policy))
 
     for skill in policy.skills.retained:
         metrics = _measured(reasons, skill.name, candidate.skills.get(skill.name), gate.min_probes)
@@ -426,8 +427,16 @@ def _harness_reason(candidate: BoundaryReport, policy: Policy) -> GateReason:
     return GateReason(rule="harness", passed=True, message=f"measured under the policy's harness (split {wanted.split})", numbers=numbers)
 
 
-def _check_reason(report: BoundaryReport, name: str) -> GateReason:
+def _check_reason(report: BoundaryReport, name: str, policy: Policy) -> GateReason:
     check = report.check(name)
+    if check is not None and name == "truncation":
+        # judged for the skills this verdict is about: the retained skills the version claims and
+        # the retired ones whose ceiling applies (a skill the version has not been taught yet is
+        # reported, not failed); the job judged it against its own list
+        (check,) = with_retired_truncation(
+            [check], retired=[s.name for s in policy.skills.retired], judged=[s.name for s in policy.skills.retained],
+            alpha=policy.gate.alpha, max_truncated_share=policy.gate.truncation.max_truncated_share,
+        )
     if check is None:
         present = ", ".join(c.name for c in report.checks) or "none"
         return GateReason(

@@ -420,3 +420,31 @@ def test_the_forgetting_checks_are_asked_of_a_downskill_only_and_the_reason_name
     (failure,) = refused.failures()
     assert "relearning FAILED: cobol ... against the reference demo rebuilt without cobol" in failure.message
     assert failure.numbers == {"area_excess_upper": 0.4, "tolerance": 0.1}
+
+
+def test_truncation_is_judged_for_the_skills_the_version_claims(policy):
+    """A first version not yet taught sql rambles on sql probes: reported, not failed; once the
+    version claims sql, the same measurement fails the gate."""
+    from types import SimpleNamespace
+
+    from kernel_lifecycle.boundary.checks import truncation_check
+    from kernel_lifecycle.gates import policy_for_version
+
+    python, sql = skill("python", CHAMPION_PYTHON), skill("sql", [0] * 60)
+    rambling = sql.model_copy(update={"truncation_rate": 0.6})
+    check = truncation_check({"python": python, "sql": rambling}, {"python": python, "sql": rambling.model_copy(update={"truncation_rate": 0.5})},
+                             alpha=0.05, max_truncated_share=0.05)
+    assert not check.passed  # the job's own verdict counts sql as retained
+    candidate = report([python, sql, skill("cobol", [1] * 30 + [0] * 30, metric="compile_rate")], version="1", checks=())
+    candidate.checks = [check, *(CheckResult(name=c, passed=True, detail="", numbers={}) for c in CHECKS[1:])]
+
+    first = policy_for_version(policy, SimpleNamespace(retained_skills=["python", "cobol"], retired_skills=[]), TODAY)
+    decision = decide(candidate, None, first)
+    truncation = next(r for r in decision.reasons if r.rule == "check" and r.message.startswith("truncation"))
+    assert truncation.passed and "sql 0.000 -> 0.000 at 2x (50% still cut off at 2x; not judged" in truncation.message
+    assert decision.passed, decision.summary()
+
+    upskilled = policy_for_version(policy, SimpleNamespace(retained_skills=["python", "sql"], retired_skills=[]), TODAY)
+    refused = decide(candidate, None, upskilled)
+    assert not refused.passed
+    assert any(r.rule == "check" and "FAILED for sql" in r.message for r in refused.failures())

@@ -77,6 +77,7 @@ def truncation_check(
 
 def judge_truncation(
     numbers: Mapping[str, float], skills: Sequence[str], *, alpha: float, max_truncated_share: float, retired: Collection[str] = (),
+    judged: Collection[str] | None = None,
 ) -> CheckResult:
     """The truncation verdict from its numbers (``truncation_check``'s).
 
@@ -90,12 +91,20 @@ def judge_truncation(
     count as the skill absent (fell to the floor at this budget); their share is reported, and
     whether the skill is *hidden* behind them is the relearning comparison's, the retain-only
     control's and the membership signal's question, not this check's.
+
+    ``judged``: the retained skills a verdict is asked about (None: every skill not retired). A
+    skill neither judged nor retired (a version's first upskill has not taught it yet, a retired
+    skill before its sunset) is reported, never failed: nothing is claimed about it.
     """
     parts, failed = [], []
     for skill in skills:
         value, value_2x, p = numbers[f"{skill}.value"], numbers[f"{skill}.value_2x"], numbers[f"{skill}.p_value"]
         up, down, rate_2x = int(numbers.get(f"{skill}.up", 0)), int(numbers.get(f"{skill}.down", 0)), numbers[f"{skill}.truncation_rate_2x"]
         why = []
+        if judged is not None and skill not in judged and skill not in retired:
+            parts.append(f"{skill} {value:.3f} -> {value_2x:.3f} at 2x ({rate_2x:.0%} still cut off at 2x; not judged: "
+                         "this version claims nothing about it)")
+            continue
         if skill in retired:
             if p < alpha and up > down:
                 why.append(f"retired, and back at 2x budget ({up} problems up, {down} down, p={p:.3g} < {alpha})")
@@ -117,13 +126,17 @@ def judge_truncation(
 
 def with_retired_truncation(
     checks: Sequence[CheckResult], *, retired: Collection[str], alpha: float, max_truncated_share: float,
+    judged: Collection[str] | None = None,
 ) -> list[CheckResult]:
-    """``checks`` with the truncation check judged again knowing which skills are retired."""
+    """``checks`` with the truncation check judged again knowing which skills are retired (and,
+    given ``judged``, which retained skills a verdict is asked about)."""
     out = []
     for check in checks:
         if check.name == "truncation":
             skills = [key[: -len(".value_2x")] for key in check.numbers if key.endswith(".value_2x")]
-            check = judge_truncation(check.numbers, skills, alpha=alpha, max_truncated_share=max_truncated_share, retired=retired)
+            if skills:  # a check without per-skill numbers keeps its own verdict
+                check = judge_truncation(check.numbers, skills, alpha=alpha, max_truncated_share=max_truncated_share,
+                                         retired=retired, judged=judged)
         out.append(check)
     return out
 
