@@ -190,3 +190,37 @@ def test_a_skills_instruction_reaches_a_chat_base_and_its_digest(tmp_path) -> No
     assert prompts.render(tokenizer, probe, told.instruction) == "<|user|>Write one SQLite query for:\n\n-- t(a)\n-- every a\n\n<|assistant|>"
     [example] = encode_probes([probe], tokenizer, **prompts.answer_kind(told))
     assert tokenizer.decode(example.input_ids).startswith("<|user|>Write one SQLite query for:")
+
+
+def test_a_plugin_scorer_says_how_a_chat_answer_is_read(monkeypatch) -> None:  # noqa: ANN001
+    """The fence language and whole-program reading come from the scorer class, a plugin's as a
+    built-in's: a shell scorer's ```sh answer is the script, never glued after the prompt."""
+    from kernel_lifecycle.boundary import prompts
+    from kernel_lifecycle.boundary.scorers import Scorer, scorer_class
+    from kernel_lifecycle.boundary.skills import Probe
+
+    class ShellScorer(Scorer):
+        name = "shell_for_test"
+        default_timeout = 1.0
+        language = "sh"
+        program = True
+
+        def version(self) -> str:
+            return "test"
+
+        def score(self, samples, *, workers=2, timeout=None):  # noqa: ANN001
+            return []
+
+    monkeypatch.setattr(prompts, "scorer_class", lambda name: ShellScorer if name == "shell_for_test" else scorer_class(name))
+    prompts._declared.cache_clear()
+    try:
+        assert [(prompts.language(s), prompts.is_program(s)) for s in ("python_tests", "cobol_compile", "sql_exec", "shell_for_test")] == [
+            ("python", False), ("cobol", True), ("sql", True), ("sh", True)]
+        tokenizer = toy_tokenizer()
+        tokenizer.chat_template = TEMPLATE
+        probe = Probe(task_id="sh/0", prompt="# print hi\n", canonical_solution="echo hi\n")
+        answer = "Here is the script:\n```sh\necho hi\n```\nIt prints hi."
+        assert prompts.completion(tokenizer, probe, answer, "shell_for_test") == "echo hi\n"
+        assert "```sh\necho hi\n```" in prompts.target(tokenizer, probe, "shell_for_test")
+    finally:
+        prompts._declared.cache_clear()

@@ -40,6 +40,8 @@ def has_command(text: str) -> bool:
 
 class ShellSyntaxScorer(Scorer):
     name = "shell_syntax"
+    language = "sh"  # a chat model's answer arrives in a ```sh block
+    program = True  # the answer alone is the script
     default_timeout = 5.0
 
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]

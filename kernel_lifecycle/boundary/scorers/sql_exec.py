@@ -64,6 +64,8 @@ def parse_test(sample: Sample) -> tuple[str, list[list[object]], bool]:
 
 class SqlExecScorer(Scorer):
     name = "sql_exec"
+    language = "sql"
+    program = True
     default_timeout = 3.0
 
     def version(self) -> str:
