@@ -154,7 +154,9 @@ class _Decoder:
         self.eos, self.pad, self.max_new_tokens = eos, pad, max_new_tokens
         self.temperature, self.top_p, self.seed, self.stops = temperature, top_p, seed, stops
         self.device = next(model.parameters()).device
-        params = inspect.signature(model.forward).parameters
+        # a peft model's forward takes **kwargs and hands them on: read the base model's signature
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(inner.forward).parameters
         # transformers 5 calls the cache argument `cache`; 4.x called it `past_key_values`.
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.logits_to_keep = "logits_to_keep" in params

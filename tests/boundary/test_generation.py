@@ -207,3 +207,28 @@ def test_bad_arguments_are_refused(model, tokenizer) -> None:
             generate(model, tokenizer, ["x"], **{"max_new_tokens": 4, **kw})
     with pytest.raises(TypeError):
         generate(model, tokenizer, ["x"], max_new_tokens=4, stop="\n")
+
+
+def test_an_adapted_kernel_decodes_with_its_base_models_cache_and_last_logits(model, tokenizer, prompts) -> None:
+    """A peft model's forward takes **kwargs: the decoder reads the base model's signature, so an
+    adapted kernel gets the same cache argument and one row of logits per prefill (not the whole
+    prompt's), and its tokens are still model.generate's."""
+    import copy
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from kernel_lifecycle.boundary.generation import _Decoder
+
+    adapted = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
+    decoder = _Decoder(adapted, tokenizer, eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id, max_new_tokens=BUDGET,
+                       temperature=0.0, top_p=1.0, seed=0, stops=())
+    plain = _Decoder(model, tokenizer, eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id, max_new_tokens=BUDGET,
+                     temperature=0.0, top_p=1.0, seed=0, stops=())
+    assert (decoder.cache_arg, decoder.logits_to_keep) == (plain.cache_arg, plain.logits_to_keep) == ("cache", True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = generate(adapted, tokenizer, prompts, max_new_tokens=BUDGET, batch_size=5)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]  # transformers' deprecation of the old name
+    theirs = plain_generate(adapted, tokenizer, prompts, batch_size=5)
+    assert [list(g.token_ids) for (g,) in ours] == theirs
