@@ -1,3 +1,3 @@
 """The fault tests reuse the scheduler tests' policy fixture."""
 
-from tests.scheduler.conftest import apply_policy  # noqa: F401 - a fixture
+from tests.scheduler.conftest import apply_policy, scheduled_postgres  # noqa: F401 - fixtures

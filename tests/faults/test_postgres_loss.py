@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, event, select, text
 
 from kernel_lifecycle.db import repo
-from kernel_lifecycle.db.engine import get_engine, session_scope, upgrade
+from kernel_lifecycle.db.engine import get_engine, session_scope
 from kernel_lifecycle.db.models import AuditEvent, Job, SchedulerLease
 from kernel_lifecycle.scheduler import leases
 from tests.factories import make_report
@@ -112,13 +112,8 @@ POLICY = '- {name: tick, kind: cron, cron: "* * * * *", plan: downskill, retry: 
 
 
 @pytest.fixture
-def cut_db(postgres_url: str, kl_home: Path, monkeypatch, cli, apply_policy) -> str:  # noqa: ANN001
-    monkeypatch.setenv("KL_DATABASE_URL", postgres_url)
-    upgrade(postgres_url)
-    apply_policy("cut", POLICY)
-    code, _, err = cli("scheduler", "sync", "--test-second", "*/5")
-    assert code == 0, err
-    return postgres_url
+def cut_db(scheduled_postgres, kl_home: Path) -> str:  # noqa: ANN001
+    return scheduled_postgres("cut", POLICY, "*/5")
 
 
 def _jobs_and_leases(url: str) -> tuple[list[tuple], dict]:

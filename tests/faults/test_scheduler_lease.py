@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from kernel_lifecycle.db.engine import session_scope, upgrade
+from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.db.models import Job, SchedulerLease
 from kernel_lifecycle.scheduler import leases
 from tests.scheduler.procs import scheduler_process, wait_for
@@ -36,13 +36,8 @@ def _can_unshare_uts() -> bool:
 
 
 @pytest.fixture
-def far_db(postgres_url: str, kl_home: Path, monkeypatch, cli, apply_policy) -> str:  # noqa: ANN001
-    monkeypatch.setenv("KL_DATABASE_URL", postgres_url)
-    upgrade(postgres_url)
-    apply_policy("far", POLICY)
-    code, _, err = cli("scheduler", "sync", "--test-second", "*/4")
-    assert code == 0, err
-    return postgres_url
+def far_db(scheduled_postgres, kl_home: Path) -> str:  # noqa: ANN001
+    return scheduled_postgres("far", POLICY, "*/4")
 
 
 def _rows(url: str) -> tuple[dict, dict]:

@@ -52,3 +52,20 @@ def apply_policy(tmp_path: Path):
         return path
 
     return _apply
+
+
+@pytest.fixture
+def scheduled_postgres(postgres_url: str, monkeypatch, cli, apply_policy):  # noqa: ANN001
+    """The lifecycle DB on PostgreSQL, migrated, ``kernel``'s policy applied and its triggers
+    synced to fire on the test second ``every`` (a cron second field such as ``*/4``)."""
+    from kernel_lifecycle.db.engine import upgrade
+
+    def _make(kernel: str, triggers: str, every: str) -> str:
+        monkeypatch.setenv("KL_DATABASE_URL", postgres_url)
+        upgrade(postgres_url)
+        apply_policy(kernel, triggers)
+        code, _, err = cli("scheduler", "sync", "--test-second", every)
+        assert code == 0, err
+        return postgres_url
+
+    return _make

@@ -74,7 +74,6 @@ def test_kill_9_during_a_real_downskill(postgres_url: str, kl_home: Path, monkey
     from kernel_lifecycle.boundary.report import HarnessConfig
     from kernel_lifecycle.jobs import run_job
     from kernel_lifecycle.jobs.config import DistillConfig
-    from kernel_lifecycle.registry import client as registry
     from kernel_lifecycle.registry.tracking import client as mlflow_client
 
     url = postgres_url

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from kernel_lifecycle.db import repo
-from kernel_lifecycle.db.engine import session_scope, upgrade
+from kernel_lifecycle.db.engine import session_scope
 from kernel_lifecycle.db.models import AliasState, Job, SchedulerLease
 from kernel_lifecycle.scheduler import leases
 from tests.scheduler.procs import scheduler_process, wait_for
@@ -34,15 +34,11 @@ def _running_job(url: str) -> Job | None:
 
 
 @pytest.fixture
-def crash_db(postgres_url: str, kl_home: Path, monkeypatch, cli, apply_policy) -> str:  # noqa: ANN001
-    monkeypatch.setenv("KL_DATABASE_URL", postgres_url)
-    upgrade(postgres_url)
-    apply_policy("crash", POLICY)
-    code, _, err = cli("scheduler", "sync", "--test-second", "*/4")
-    assert code == 0, err
-    with session_scope(postgres_url) as session:
+def crash_db(scheduled_postgres, kl_home: Path) -> str:  # noqa: ANN001
+    url = scheduled_postgres("crash", POLICY, "*/4")
+    with session_scope(url) as session:
         assert repo.compare_and_set_alias(session, kernel="crash", alias="champion", expected=None, new="1")
-    return postgres_url
+    return url
 
 
 def test_kill_9_mid_job_then_restart(crash_db: str, kl_home: Path, tmp_path: Path) -> None:
