@@ -35,12 +35,15 @@ def decide(
     acts as the principal your MLflow credentials prove; a typed ``--actor`` is an error there.
     Embedded mode: here, as ``actor`` (default: KL_ACTOR or $USER), through ``here(actor)`` when
     given (in-process extras such as a progress display), else ``service.actions.perform``."""
-    api_url = get_settings().api_url
+    settings = get_settings()
+    api_url = settings.api_url
     if api_url:
-        if actor:
+        # a name typed or exported is a claim, not an identity: refused rather than silently ignored
+        claimed = f"--actor {actor}" if actor else (f"KL_ACTOR={settings.actor}" if settings.actor else None)
+        if claimed:
             raise ConfigurationError(
-                f"--actor {actor} is refused in team mode (KL_API_URL is set): the lifecycle service acts as the "
-                "MLflow user your MLFLOW_TRACKING_USERNAME/PASSWORD prove; drop --actor"
+                f"{claimed} is refused in team mode (KL_API_URL is set): the lifecycle service acts as the "
+                f"MLflow user your MLFLOW_TRACKING_USERNAME/PASSWORD prove; {'drop --actor' if actor else 'unset KL_ACTOR'}"
             )
         from kernel_lifecycle.service.client import call
 

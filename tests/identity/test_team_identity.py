@@ -207,6 +207,11 @@ def test_decisions_are_made_by_authenticated_principals(cli, kl_home, tmp_path: 
         refused("approve", KERNEL, v1, says="'bob' is not an approver of python-kernel")
         refused("approve", KERNEL, v1, "--actor", "alice", says="--actor alice is refused in team mode")
         refused("promote", KERNEL, v1, "--actor", "alice", says="--actor alice is refused in team mode")
+        mp.setenv("KL_ACTOR", "alice")  # an exported name is no identity either
+        get_settings.cache_clear()
+        refused("approve", KERNEL, v1, says="KL_ACTOR=alice is refused in team mode")
+        mp.delenv("KL_ACTOR")
+        get_settings.cache_clear()
         _person(mp, team, "alice", WRONG)
         refused("approve", KERNEL, v1, says="MLflow did not accept the password of user 'alice'")
         _person(mp, team, "alice")
