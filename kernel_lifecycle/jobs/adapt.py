@@ -24,8 +24,6 @@ from kernel_lifecycle.jobs.context import open_job
 from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.training.data import batches, pad_id_of
-from kernel_lifecycle.training.loop import train
-from kernel_lifecycle.training.losses import ce_loss
 
 
 def policy_fields(policy: Policy) -> dict[str, Any]:
@@ -40,26 +38,11 @@ def run(spec: AdaptConfig, *, actor: str, trigger_id: str | None = None, display
     common.require_new_kernel(spec.kernel, kind="adapt")
 
     with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, base=spec.base) as job:
-        ctx, model, tokenizer = job.ctx, job.model, job.tokenizer
-        stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed,
-                         pad_id=pad_id_of(tokenizer))
-        curves = common.Curves(
-            ctx.run_id, tokenizer, skills, roles={name: "learn" for name in skills}, max_problems=spec.eval_problems,
-            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
-        )
-        curves(0, model)  # the base itself (a fresh LoRA adapter is a no-op)
-        with ctx.step_metric("train.loss") as on_step:
-            result = train(
-                model, stream, loss_fn=ce_loss, steps=spec.steps, lr=spec.lr, seed=spec.seed,
-                checkpoint_every=spec.eval_every, on_checkpoint=curves, on_step=on_step, progress=job.bar,
-            )
-        ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
-        curves.plot(ctx, retired=[], retained=list(skills), thresholds=spec.thresholds, chosen_step=spec.steps,
-                    title=f"adapt of {spec.kernel}: the adapter narrows the base to its task")
-
-        ctx.state("evaluating", f"{spec.steps} steps done")
-        model.eval()
-        report = common.final_report(model, tokenizer, spec, skills=skills, trained_on=skills, progress=job.bar)
+        stream = batches(common.encode_skills(skills, job.tokenizer), batch_size=spec.batch_size, seed=spec.seed,
+                         pad_id=pad_id_of(job.tokenizer))
+        # step 0 is the base itself (a fresh LoRA adapter is a no-op)
+        report = job.teach(spec, stream, skills, roles={name: "learn" for name in skills},
+                           title=f"adapt of {spec.kernel}: the adapter narrows the base to its task")
         return job.register(
             report, skill="-".join(spec.skills), retained=list(spec.skills), retired=[], policy_sha256=spec.policy_sha256,
             description=f"adapted {spec.base} to {', '.join(spec.skills)} with a rank-{spec.rank} LoRA adapter",

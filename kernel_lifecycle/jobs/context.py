@@ -22,6 +22,7 @@ from kernel_lifecycle.boundary import localize
 from kernel_lifecycle.boundary.report import BoundaryReport
 from kernel_lifecycle.boundary.skills import Skill
 from kernel_lifecycle.display import SILENT, Display, ProgressLike
+from kernel_lifecycle.jobs import common
 from kernel_lifecycle.jobs.common import config_params, log_data_inputs, new_version_bundle
 from kernel_lifecycle.jobs.runner import JobContext, job_run
 from kernel_lifecycle.models.bases import resolve_base
@@ -31,6 +32,8 @@ from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.bases import publish_base
 from kernel_lifecycle.registry.bundle import AdapterEntry, BaseModelRef, Manifest
 from kernel_lifecycle.training.lora import attach_lora, save_adapter
+from kernel_lifecycle.training.loop import train
+from kernel_lifecycle.training.losses import ce_loss
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -52,6 +55,28 @@ class Job:
     parent_bundle: Path | None = None
     parent: Manifest | None = None
     target: dict[str, Any] = field(default_factory=dict)  # where the adapter sits (lineage: kernel.target)
+
+    def teach(self, spec: Any, stream: Iterator, skills: dict[str, Skill], *, roles: dict[str, str], title: str) -> BoundaryReport:
+        """Train the job's adapter with plain CE on ``stream`` for ``spec.steps``, measuring
+        ``skills`` on the selection split at step 0 (the model before any step) and every
+        ``eval_every`` steps (their curves plotted under ``title``), then measure the final model
+        with the full harness: what adapt and upskill do between opening and registering."""
+        ctx, model, tokenizer = self.ctx, self.model, self.tokenizer
+        curves = common.Curves(
+            ctx.run_id, tokenizer, skills, roles=roles, max_problems=spec.eval_problems,
+            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
+        )
+        curves(0, model)
+        with ctx.step_metric("train.loss") as on_step:
+            result = train(
+                model, stream, loss_fn=ce_loss, steps=spec.steps, lr=spec.lr, seed=spec.seed,
+                checkpoint_every=spec.eval_every, on_checkpoint=curves, on_step=on_step, progress=self.bar,
+            )
+        ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
+        curves.plot(ctx, retired=[], retained=list(skills), thresholds=spec.thresholds, chosen_step=spec.steps, title=title)
+        ctx.state("evaluating", f"{spec.steps} steps done")
+        model.eval()
+        return common.final_report(model, tokenizer, spec, skills=skills, trained_on=skills, progress=self.bar)
 
     def register(
         self, report: BoundaryReport, *, skill: str | None, retained: list[str], retired: list[str],

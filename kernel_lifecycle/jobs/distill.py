@@ -122,7 +122,7 @@ def run(spec: DistillConfig, *, actor: str, trigger_id: str | None = None, displ
 
     with open_job(spec, skills, actor=actor, trigger_id=trigger_id, display=display, base=teacher_uri) as job:
         ctx, teacher, tokenizer, bar = job.ctx, job.model, job.tokenizer, job.bar
-        job.digests["teacher"] = resolve_base(teacher_uri).sha256
+        job.digests["teacher"] = job.base.sha256  # type: ignore[union-attr] - a job opened on a base records it
 
         student = student_from_teacher(teacher, n_layers)
         stream = batches(common.encode_skills(skills, tokenizer), batch_size=spec.batch_size, seed=spec.seed, pad_id=pad_id_of(tokenizer))

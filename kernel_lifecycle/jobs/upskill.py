@@ -20,8 +20,6 @@ from kernel_lifecycle.jobs.context import open_job
 from kernel_lifecycle.policy.schema import Policy
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.training.data import pad_id_of, replay_batches
-from kernel_lifecycle.training.loop import train
-from kernel_lifecycle.training.losses import ce_loss
 
 
 def policy_fields(policy: Policy) -> dict[str, Any]:
@@ -39,28 +37,13 @@ def run(spec: UpskillConfig, *, actor: str, trigger_id: str | None = None, displ
     replay_skills = {name: all_skills[name] for name in spec.replay}
 
     with open_job(spec, all_skills, actor=actor, trigger_id=trigger_id, display=display) as job:
-        ctx, model, tokenizer = job.ctx, job.model, job.tokenizer
+        tokenizer = job.tokenizer
         stream = replay_batches(
             common.encode_skills(new_skill, tokenizer), common.encode_skills(replay_skills, tokenizer),
             batch_size=spec.batch_size, replay_ratio=spec.replay_ratio, seed=spec.seed, pad_id=pad_id_of(tokenizer),
         )
-        curves = common.Curves(
-            ctx.run_id, tokenizer, all_skills, roles={spec.skill: "learn"}, max_problems=spec.eval_problems,
-            max_new_tokens=spec.harness.max_new_tokens, split=spec.harness.selection_split, seed=spec.seed,
-        )
-        curves(0, model)
-        with ctx.step_metric("train.loss") as on_step:
-            result = train(
-                model, stream, loss_fn=ce_loss, steps=spec.steps, lr=spec.lr, seed=spec.seed,
-                checkpoint_every=spec.eval_every, on_checkpoint=curves, on_step=on_step, progress=job.bar,
-            )
-        ctx.log_metric("train.tokens_per_second", result.tokens_per_second)
-        curves.plot(ctx, retired=[], retained=list(all_skills), thresholds=spec.thresholds, chosen_step=spec.steps,
-                    title=f"upskill of {spec.skill}: the new skill rises, replayed skills hold")
-
-        ctx.state("evaluating", f"{spec.steps} steps done")
-        model.eval()
-        report = common.final_report(model, tokenizer, spec, skills=all_skills, trained_on=all_skills, progress=job.bar)
+        report = job.teach(spec, stream, all_skills, roles={spec.skill: "learn"},
+                           title=f"upskill of {spec.skill}: the new skill rises, replayed skills hold")
         return job.register(
             report, skill=spec.skill,
             retained=sorted({*job.parent.retained_skills, spec.skill}),
