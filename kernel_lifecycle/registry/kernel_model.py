@@ -207,6 +207,10 @@ def _prompts(model_input: str | Sequence[str] | pd.DataFrame | pd.Series) -> lis
 class KernelModel(PythonModel):
     """Base + adapters from the bundle around this file; completions of prompts."""
 
+    # predict is untyped on purpose (see there): MLflow's type-hint wrapper, and its warning
+    # asking for hints at every load, are skipped; the explicit signature is the contract
+    _skip_type_hint_validation = True
+
     def load_context(self, context: PythonModelContext) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
