@@ -156,7 +156,7 @@ def localize(
     k: int = typer.Option(3, "--k", min=1, help="Top heads reported and ablated together (against k random heads)."),
     probes: int = typer.Option(32, "--probes", min=2, help="dev probes per skill (the first N)."),
     ablation: str = typer.Option("mean", "--ablation", help="mean (a head's mean output) or zero."),
-    measurements: int = typer.Option(None, "--measurements", min=1, help="compressed: passes over the probes (default: half the heads, at least 4)."),
+    measurements: int = typer.Option(None, "--measurements", min=1, help="compressed: passes over the probes (default: twice as many probe rows as heads, at least 8 passes)."),
     seeds: int = typer.Option(5, "--random-seeds", min=1, help="Draws of k random heads to compare the top k with."),
     log: bool = typer.Option(True, "--log/--no-log", help="Log heatmaps + JSON on the version's MLflow run and page."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

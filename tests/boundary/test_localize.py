@@ -109,6 +109,15 @@ def test_both_methods_recover_a_planted_sparse_effect(tokenizer) -> None:  # noq
         assert all(m.ci_low[layer][head] <= m.effects[layer][head] <= m.ci_high[layer][head] for layer, head in planted)
 
 
+def test_the_compressed_default_gives_twice_as_many_equations_as_heads() -> None:
+    """Each pass is one equation per probe: the default scales with heads over probes, so a
+    30 x 9 model is mapped in 17 passes of 32 probes, not in half its 270 heads."""
+    layout = lambda layers, heads: loc.HeadLayout(layers=layers, heads=heads, head_dim=8, kv_heads=heads)  # noqa: E731
+    assert loc.default_measurements(layout(4, 4), 32) == 8  # the demo base: at least 8
+    assert loc.default_measurements(layout(30, 9), 32) == 17  # SmolLM2-135M: 544 equations for 270 heads
+    assert loc.default_measurements(layout(30, 9), 16) == 34
+
+
 def test_json_shape_and_shared_heads(tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
     model = _planted(tokenizer, [(0, 1), (1, 3)])
     maps = loc.map_skills(model, tokenizer, {"python": ToySkill("python"), "cobol": ToySkill("cobol")}, probes=6, k=2, random_seeds=3)
