@@ -126,11 +126,17 @@ def _measure_base(world: World, policy, display: Display) -> None:  # noqa: ANN0
     harness = harness_of(policy)
     report = inventory_report(model, tokenizer, kernel=world.kernel, version=None, harness=harness,
                               skills=skills_named(policy_skills(policy)))
-    rows = [[name, m.metric, f"{100 * m.value:.1f}%", f"[{100 * m.ci_low:.1f}%, {100 * m.ci_high:.1f}%]",
-             f"{100 * (m.ci_high - m.ci_low):.1f} pts", str(m.n_problems), f"{100 * m.truncation_rate:.0f}%"]
-            for name, m in sorted(report.skills.items())]
-    display.table(f"{world.base} before any job ({report.gate_split} split, first {harness.max_problems or 'all'} problems, greedy)",
-                  ["skill", "metric", "value", "95% interval", "interval width", "problems", "truncated"], rows)
+    def cells(m) -> list[str]:  # noqa: ANN001 - SkillMetrics, or None when a split was not measured
+        if m is None:
+            return ["-"] * 3
+        return [f"{100 * m.value:.1f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]", f"{100 * (m.ci_high - m.ci_low):.1f} pts",
+                f"{100 * m.truncation_rate:.0f}%"]
+
+    rows = [[name, m.metric, *cells(m), *cells(report.fresh.get(name)), str(m.n_problems)] for name, m in sorted(report.skills.items())]
+    display.table(
+        f"{world.base} before any job ({report.gate_split} split and fresh families, first {harness.max_problems or 'all'} problems, greedy)",
+        ["skill", "metric", f"{report.gate_split}: value [95% interval]", "width", "truncated",
+         "fresh: value [95% interval]", "width", "truncated", "problems"], rows)
     del model
 
 
