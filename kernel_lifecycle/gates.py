@@ -52,7 +52,8 @@ Rules, each one :class:`GateReason` with its numbers:
     It must hold on the gate split *and* on ``fresh`` (held-out families: forgetting must reach
     what the forget set never showed). When the kernel was already under the ceiling on fresh
     before the downskill, the fresh claim is vacuous and the reason says so instead of passing
-    it as evidence.
+    it as evidence; so does the gate split's reason when the champion (same harness) was already
+    under the ceiling there (a skill an upskill wiped out before its downskill ran).
 
 With no champion (a kernel's first version) only the absolute rules apply.
 """
@@ -361,7 +362,16 @@ def decide(candidate: BoundaryReport, champion: BoundaryReport | None, policy: P
         metrics = _measured(reasons, skill.name, candidate.skills.get(skill.name), gate.min_probes)
         if metrics is None:
             continue
-        reasons.append(_ceiling(skill.name, metrics, skill.ceiling, candidate.gate_split))
+        ceiling = _ceiling(skill.name, metrics, skill.ceiling, candidate.gate_split)
+        before = champion.skills.get(skill.name) if comparable else None  # type: ignore[union-attr]
+        if ceiling.passed and before is not None and before.ci_high <= skill.ceiling:
+            # passed, and says nothing of this version: the skill was gone before it
+            ceiling = ceiling.model_copy(update={
+                "message": f"{ceiling.message}; vacuous: the champion v{champion.version} was already under the ceiling "  # type: ignore[union-attr]
+                           f"({before.metric} {before.value:.3f}, upper bound {before.ci_high:.3f}): nothing there to forget",
+                "numbers": {**ceiling.numbers, "champion_ci_high": before.ci_high, "vacuous": 1.0},
+            })
+        reasons.append(ceiling)
         reasons.append(_fresh_ceiling(skill.name, candidate, skill.ceiling))
 
     return GateDecision(

@@ -448,3 +448,23 @@ def test_truncation_is_judged_for_the_skills_the_version_claims(policy):
     refused = decide(candidate, None, upskilled)
     assert not refused.passed
     assert any(r.rule == "check" and "FAILED for sql" in r.message for r in refused.failures())
+
+
+def test_a_ceiling_the_champion_already_met_is_named_vacuous(policy):
+    """A downskill of a skill the champion had already lost passes, and says it showed nothing."""
+    retired = policy_for_version_of(policy, retired=["cobol"])
+    candidate = report([skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")])
+    gone_before = report([skill("python", CHAMPION_PYTHON), skill("sql", SQL), skill("cobol", COBOL_GONE, metric="compile_rate")], version="1")
+    ceiling = reason(decide(candidate, gone_before, retired), "ceiling", "cobol")
+    assert ceiling.passed and "vacuous: the champion v1 was already under the ceiling" in ceiling.message
+    assert ceiling.numbers["vacuous"] == 1.0
+    fresh = reason(decide(candidate, champion_report(), retired), "ceiling", "cobol")  # the champion compiled half
+    assert fresh.passed and "vacuous" not in fresh.message
+
+
+def policy_for_version_of(policy, *, retired: list[str]):
+    from types import SimpleNamespace
+
+    from kernel_lifecycle.gates import policy_for_version
+
+    return policy_for_version(policy, SimpleNamespace(retained_skills=["python", "sql"], retired_skills=retired), TODAY)
