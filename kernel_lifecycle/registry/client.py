@@ -307,7 +307,8 @@ def create_version(
                     description=f"Cognitive kernel {manifest.kernel} (managed by kernel-lifecycle)",
                 )
             except _mlflow_errors():
-                pass  # created concurrently
+                if not kernel_exists(manifest.kernel):  # not created concurrently: a real failure
+                    raise
         tags = {**lineage_tags(manifest), **(extra_tags or {})}
         mv = mlflow_client.create_model_version(
             name=manifest.kernel,
