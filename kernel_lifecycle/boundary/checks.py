@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_lifecycle.boundary.metrics import bootstrap_means, mcnemar_exact_p, problem_scores
-from kernel_lifecycle.boundary.overlap import LANGUAGES, ShapeIndex
+from kernel_lifecycle.boundary.overlap import ShapeIndex
 from kernel_lifecycle.boundary.report import BoundaryReport, CheckResult, Gap, SkillMetrics
 from kernel_lifecycle.errors import RefusedError
 
@@ -224,8 +224,7 @@ def contamination_check(
 
     ``probe_texts`` maps a group (a skill, or ``skill/split``) to its probes' texts
     (``prompt + canonical_solution``); ``languages`` maps a group to the language its texts are
-    read as (``python``, ``sql``, ``cobol``, or a scorer name such as ``python_tests``; default
-    ``text``). A near-duplicate is a training text up to names, constants and formatting (see
+    read as (``python``, ``sql``, ``cobol``: ``overlap.language_of(scorer)``; default ``text``). A near-duplicate is a training text up to names, constants and formatting (see
     :func:`kernel_lifecycle.boundary.overlap.shape`): what a model can recall instead of solve.
     The check fails when any group's share exceeds ``max_share``. Only splits that claim to be
     new (``fresh``) should be passed: dev and test are in-family by design.
@@ -235,7 +234,6 @@ def contamination_check(
     numbers, parts, worst = {}, [], 0.0
     for group, texts in probe_texts.items():
         language = (languages or {}).get(group, "text")
-        language = LANGUAGES.get(language, language)
         if language not in indexes:
             indexes[language] = ShapeIndex(((str(i), t) for i, t in enumerate(training)), language)
         found = sum(indexes[language].match(text) is not None for text in texts)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from kernel_lifecycle.boundary import checks, prompts
 from kernel_lifecycle.boundary.generation import Generation, generate
 from kernel_lifecycle.boundary.metrics import mean_entropy, rate_interval
-from kernel_lifecycle.boundary.overlap import probe_text
+from kernel_lifecycle.boundary.overlap import language_of, probe_text
 from kernel_lifecycle.boundary.report import COMPLETION_CHARS, BoundaryReport, HarnessConfig, ProblemResult, SkillMetrics
 from kernel_lifecycle.boundary.scorers import Sample
 from kernel_lifecycle.boundary.scorers.fanout import scorer_for
@@ -235,7 +235,7 @@ def evaluate_kernel(
             checks.contamination_check(
                 [probe_text(p) for probes in training_probes.values() for p in probes],
                 {n: [probe_text(p) for p in s.probes("fresh")] for n, s in skills.items()},
-                languages={n: s.scorer for n, s in skills.items()},
+                languages={n: language_of(s.scorer) for n, s in skills.items()},
                 max_share=settings.contamination_max_share,
             )
         )

@@ -30,10 +30,9 @@ import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from kernel_lifecycle.boundary.scorers import answer_shape
 from kernel_lifecycle.boundary.skills import SPLITS, Probe, Skill
-
-# scorer -> language of the probes it judges; anything else is read by the generic lexer
-LANGUAGES = {"python_tests": "python", "sql_exec": "sql", "cobol_compile": "cobol"}
+from kernel_lifecycle.errors import KernelLifecycleError
 
 _FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
 _PY_KEEP = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
@@ -217,7 +216,12 @@ def shape(text: str, language: str) -> tuple[str, ...]:
 
 
 def language_of(scorer: str) -> str:
-    return LANGUAGES.get(scorer, "text")
+    """The language a scorer's probes are read as (``Scorer.language``); ``text`` (the generic
+    lexer) when it declares none or is not a registered scorer."""
+    try:
+        return answer_shape(scorer)[0] or "text"
+    except KernelLifecycleError:
+        return "text"
 
 
 class ShapeIndex:

@@ -8,10 +8,9 @@ With a completion format (the demo base) all three are the identity, as they alw
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
-from kernel_lifecycle.boundary.scorers import scorer_class
+from kernel_lifecycle.boundary.scorers import answer_shape
 from kernel_lifecycle.boundary.skills import Probe, Skill
 from kernel_lifecycle.models.prompting import answer, extract_completion, format_of, stops_of
 
@@ -19,21 +18,15 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-@cache
-def _declared(scorer: str) -> tuple[str, bool]:
-    found = scorer_class(scorer)  # every scorer, a plugin's too, declares how its answers read
-    return found.language, found.program
-
-
 def language(scorer: str) -> str:
     """The code fence's language of a scorer's answers (empty when it has none)."""
-    return _declared(scorer)[0]
+    return answer_shape(scorer)[0]
 
 
 def is_program(scorer: str) -> bool:
     """Whether ``scorer`` judges ``completion`` alone as the whole program (else it continues
     the prompt: ``prompt + completion`` is the program)."""
-    return _declared(scorer)[1]
+    return answer_shape(scorer)[1]
 
 
 def answer_kind(skill: Skill) -> dict[str, str | bool]:

@@ -111,12 +111,13 @@ def _break(name: str, completion: str) -> str:
 
 def test_the_shipped_data_passes_the_contamination_check() -> None:
     from kernel_lifecycle.boundary.checks import contamination_check
+    from kernel_lifecycle.boundary.overlap import language_of
 
     skills = demo_skills(DEMO_SKILLS_DIR)
     result = contamination_check(
         [p.prompt + p.canonical_solution for s in skills.values() for p in s.probes("train")],
         {n: [p.prompt + p.canonical_solution for p in s.probes("fresh")] for n, s in skills.items()},
-        languages={n: s.scorer for n, s in skills.items()},
+        languages={n: language_of(s.scorer) for n, s in skills.items()},
     )
     assert result.passed, result.detail
     assert all(v == 0.0 for v in result.numbers.values()), result.numbers

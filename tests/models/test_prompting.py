@@ -195,7 +195,8 @@ def test_a_skills_instruction_reaches_a_chat_base_and_its_digest(tmp_path) -> No
 def test_a_plugin_scorer_says_how_a_chat_answer_is_read(monkeypatch) -> None:  # noqa: ANN001
     """The fence language and whole-program reading come from the scorer class, a plugin's as a
     built-in's: a shell scorer's ```sh answer is the script, never glued after the prompt."""
-    from kernel_lifecycle.boundary import prompts
+    from kernel_lifecycle.boundary import prompts, scorers
+    from kernel_lifecycle.boundary.overlap import language_of
     from kernel_lifecycle.boundary.scorers import Scorer, scorer_class
     from kernel_lifecycle.boundary.skills import Probe
 
@@ -211,11 +212,12 @@ def test_a_plugin_scorer_says_how_a_chat_answer_is_read(monkeypatch) -> None:  #
         def score(self, samples, *, workers=2, timeout=None):  # noqa: ANN001
             return []
 
-    monkeypatch.setattr(prompts, "scorer_class", lambda name: ShellScorer if name == "shell_for_test" else scorer_class(name))
-    prompts._declared.cache_clear()
+    monkeypatch.setattr(scorers, "scorer_class", lambda name: ShellScorer if name == "shell_for_test" else scorer_class(name))
+    scorers.answer_shape.cache_clear()
     try:
         assert [(prompts.language(s), prompts.is_program(s)) for s in ("python_tests", "cobol_compile", "sql_exec", "shell_for_test")] == [
             ("python", False), ("cobol", True), ("sql", True), ("sh", True)]
+        assert language_of("shell_for_test") == "sh" and language_of("no_such_scorer") == "text"  # the contamination check's reading
         tokenizer = toy_tokenizer()
         tokenizer.chat_template = TEMPLATE
         probe = Probe(task_id="sh/0", prompt="# print hi\n", canonical_solution="echo hi\n")
@@ -223,4 +225,4 @@ def test_a_plugin_scorer_says_how_a_chat_answer_is_read(monkeypatch) -> None:  #
         assert prompts.completion(tokenizer, probe, answer, "shell_for_test") == "echo hi\n"
         assert "```sh\necho hi\n```" in prompts.target(tokenizer, probe, "shell_for_test")
     finally:
-        prompts._declared.cache_clear()
+        scorers.answer_shape.cache_clear()

@@ -19,6 +19,7 @@ The scorer API (what a plugin implements) is documented on :class:`Scorer` in ``
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import EntryPoint, distributions
 from typing import Any
 
@@ -37,7 +38,7 @@ BUILTIN_SCORERS: tuple[str, ...] = ("python_tests", "cobol_compile", "sql_exec")
 
 __all__ = [
     "BUILTIN_SCORERS", "ENTRY_POINT_GROUP", "HARNESS_REVISION", "Sample", "SampleFormatError", "Scorer", "Verdict",
-    "get_scorer", "read_samples", "scorer_class", "scorer_names",
+    "answer_shape", "get_scorer", "read_samples", "scorer_class", "scorer_names",
 ]
 
 
@@ -95,6 +96,14 @@ def scorer_class(name: str) -> type[Scorer]:
         raise ConfigurationError(f"scorer plugin {name!r} ({ep.value}) calls itself {getattr(cls, 'name', None)!r}; "
                                  "its entry point's name and its class's `name` must be the same")
     return cls
+
+
+@cache
+def answer_shape(name: str) -> tuple[str, bool]:
+    """What scorer ``name`` declares of the answers it judges: their language (``Scorer.language``,
+    empty for none) and whether an answer alone is the whole program (``Scorer.program``)."""
+    cls = scorer_class(name)
+    return cls.language, cls.program
 
 
 def get_scorer(name: str, **options: Any) -> Scorer:
