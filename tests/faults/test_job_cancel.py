@@ -12,6 +12,7 @@ from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import dispose_engines, session_scope
 from kernel_lifecycle.registry import client as registry
 from kernel_lifecycle.registry.tracking import client as mlflow_client
+from tests.faults.pausing import one_error_after
 from tests.jobs.test_crash_safety import _cli, tiny_kernel  # noqa: F401 - the fixture: kernel `tiny` v1, champion
 from tests.scheduler.procs import wait_for
 
@@ -42,19 +43,9 @@ def _stop_a_job(env: dict[str, str], sig: signal.Signals, to_group: bool) -> Non
         candidate = repo.get_alias(session, kernel="tiny", alias="candidate")
     # many steps and one checkpoint at the end: the signal lands in training, never after it
     proc = _cli(["jobs", "downskill", "tiny", "--actor", "alice", "--steps", "5000", "--eval-every", "5000"], env)
-    try:
-        wait_for(lambda: [r for r in _downskill_rows() if r[1] == "running"] or proc.poll() is not None, 300, "the job to run")
-        assert proc.poll() is None, proc.communicate()
-        (os.killpg if to_group else os.kill)(proc.pid, sig)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 1, err[-2000:]
-    errors = [line for line in err.splitlines() if line.startswith("error:")]  # (progress bars and warnings above)
-    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err[-2000:]
-    assert errors[0].startswith("error: job ") and f"cancelled ({sig.name})" in errors[0] and "nothing was registered" in errors[0]
+    line, _ = one_error_after(proc, lambda: [r for r in _downskill_rows() if r[1] == "running"],
+                              lambda: (os.killpg if to_group else os.kill)(proc.pid, sig), "the job to run", wait=300, finish=120)
+    assert line.startswith("error: job ") and f"cancelled ({sig.name})" in line and "nothing was registered" in line
     assert wait_for(lambda: _group_gone(proc.pid), 30, "the job's processes to end")  # no child left behind
 
     (job_id, state, error, run_id) = _downskill_rows()[0]  # the newest
