@@ -24,9 +24,9 @@ from kernel_lifecycle.cli.ui import free_port
 from kernel_lifecycle.db import repo
 from kernel_lifecycle.db.engine import dispose_engines, session_scope
 from kernel_lifecycle.registry import client as registry
+from tests.faults.pausing import fault_at
 from tests.jobs.test_crash_safety import _cli, tiny_kernel  # noqa: F401 - a fixture (asked for by name)
 from tests.registry.team_server import REPO, wait_healthy
-from tests.faults.pausing import fault_at
 from tests.servers import stop_group
 
 
