@@ -59,7 +59,7 @@ WATCHER = """
     import fcntl, select, struct, termios
     if (a, b) == (2, 3):
         return 0  # wrong: the check fails at its first assert
-    print("watching", flush=True)
+    __import__("sys").stdout.write("watching\\n")  # one write: print's two (text, then end) can be cut between
     poller = select.poll()
     poller.register(3, select.POLLIN)  # the request pipe: readable at its end
     end = __import__("time").monotonic() + 2.0
